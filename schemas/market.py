@@ -1,0 +1,52 @@
+"""Market data payloads. The instrument and venue travel on the envelope."""
+
+from __future__ import annotations
+
+from schemas.base import Message
+from schemas.enums import Side
+from schemas.types import Id, NonNegQuantity, Price, Quantity
+
+__all__ = ["Bar", "Trade", "Quote"]
+
+
+class Bar(Message):
+    """An OHLCV bar that closed at the envelope's event time."""
+
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: NonNegQuantity
+    interval_ns: int = 60_000_000_000
+
+    def __post_init__(self) -> None:
+        if self.high < self.low:
+            raise ValueError(f"bar high {self.high} < low {self.low}")
+        if not (self.low <= self.open <= self.high):
+            raise ValueError(f"bar open {self.open} outside [low {self.low}, high {self.high}]")
+        if not (self.low <= self.close <= self.high):
+            raise ValueError(f"bar close {self.close} outside [low {self.low}, high {self.high}]")
+        if self.interval_ns <= 0:
+            raise ValueError(f"bar interval_ns must be > 0, got {self.interval_ns}")
+
+
+class Trade(Message):
+    """One public trade print."""
+
+    price: Price
+    quantity: Quantity
+    aggressor: Side | None = None
+    trade_id: Id | None = None
+
+
+class Quote(Message):
+    """Top of book."""
+
+    bid_price: Price
+    bid_size: NonNegQuantity
+    ask_price: Price
+    ask_size: NonNegQuantity
+
+    def __post_init__(self) -> None:
+        if self.bid_price > self.ask_price:
+            raise ValueError(f"crossed quote: bid_price {self.bid_price} > ask_price {self.ask_price}")

@@ -1,0 +1,1 @@
+"""tradebus services: the sequencer (core + service), feeds, gateways, strategy hosts, control, CLI."""

@@ -1,0 +1,221 @@
+"""Pre-trade checks on a new order: intent consistency, venue capabilities, then risk guards.
+
+Each check returns `None` or a `(reason, detail)` refusal; the first refusal wins, in the order
+written here (cheapest and most fundamental first), so a refused intent always gets one stable
+reason. Details name the field and the value.
+"""
+
+from __future__ import annotations
+
+from schemas.enums import OrderType, RejectReason, RiskFlag, TimeInForce
+from schemas.intents import PlaceOrder
+
+from services.sequencer.core.book import Book
+from services.sequencer.core.config import RiskConfig
+from services.sequencer.core.rules import InstrumentRules
+
+__all__ = ["Refusal", "check_terms", "check_place", "check_replace"]
+
+Refusal = tuple[RejectReason, str]
+
+_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+_STOPPED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+
+
+def check_terms(rules: InstrumentRules, quantity: int, price: int | None) -> Refusal | None:
+    """Tick, lot and price-bound checks shared by place and replace."""
+    if quantity % rules.lot_size:
+        return RejectReason.LOT_SIZE, f"quantity {quantity} is not a multiple of lot_size {rules.lot_size}"
+    if price is not None:
+        if price % rules.tick_size:
+            return RejectReason.TICK_SIZE, f"price {price} is not a multiple of tick_size {rules.tick_size}"
+        if (rules.min_price is not None and price < rules.min_price) or (
+            rules.max_price is not None and price > rules.max_price
+        ):
+            return (
+                RejectReason.PRICE_OUT_OF_BOUNDS,
+                f"price {price} outside venue bounds [{rules.min_price}, {rules.max_price}]",
+            )
+    if rules.max_order_quantity is not None and quantity > rules.max_order_quantity:
+        return (
+            RejectReason.MAX_ORDER_QUANTITY,
+            f"quantity {quantity} > max_order_quantity {rules.max_order_quantity}",
+        )
+    return None
+
+
+def _reference_price(book: Book, intent: PlaceOrder) -> int | None:
+    """The price used for notional and band checks: the order's own, else the last trade."""
+    if intent.price is not None:
+        return intent.price
+    if intent.stop_price is not None:
+        return intent.stop_price
+    return book.last_prices.get(intent.instrument)
+
+
+def check_place(
+    book: Book,
+    rules: InstrumentRules,
+    all_rules: dict[str, InstrumentRules],
+    risk: RiskConfig,
+    margin: bool,
+    intent: PlaceOrder,
+    now_ns: int,
+) -> Refusal | None:
+    """All checks for a new order, in a fixed order."""
+    otype = intent.order_type
+    # 1. intent consistency
+    if otype in _PRICED and intent.price is None:
+        return RejectReason.MISSING_PRICE, f"order_type {otype.value} needs price"
+    if otype not in _PRICED and intent.price is not None:
+        return RejectReason.UNEXPECTED_PRICE, f"order_type {otype.value} takes no price, got {intent.price}"
+    if otype in _STOPPED and intent.stop_price is None:
+        return RejectReason.MISSING_PRICE, f"order_type {otype.value} needs stop_price"
+    if otype not in _STOPPED and intent.stop_price is not None:
+        return (
+            RejectReason.UNEXPECTED_PRICE,
+            f"order_type {otype.value} takes no stop_price, got {intent.stop_price}",
+        )
+    tif = intent.time_in_force
+    if tif is TimeInForce.GTD:
+        if intent.expire_time_ns is None:
+            return RejectReason.MISSING_EXPIRE_TIME, "time_in_force gtd needs expire_time_ns"
+        if intent.expire_time_ns <= now_ns:
+            return (
+                RejectReason.ALREADY_EXPIRED,
+                f"expire_time_ns {intent.expire_time_ns} <= event time {now_ns}",
+            )
+    elif intent.expire_time_ns is not None:
+        return RejectReason.UNEXPECTED_PRICE, f"expire_time_ns is only for gtd, got time_in_force {tif.value}"
+    # 2. venue capabilities
+    if otype not in rules.order_types:
+        return RejectReason.ORDER_TYPE_UNSUPPORTED, f"venue {rules.venue} does not take order_type {otype.value}"
+    if tif not in rules.time_in_force:
+        return RejectReason.TIME_IN_FORCE_UNSUPPORTED, f"venue {rules.venue} does not take time_in_force {tif.value}"
+    if intent.post_only and not rules.post_only:
+        return RejectReason.POST_ONLY_UNSUPPORTED, f"venue {rules.venue} does not take post_only"
+    qty = intent.quantity
+    refusal = check_terms(rules, qty, intent.price)
+    if refusal is None and intent.stop_price is not None:
+        refusal = check_terms(rules, qty, intent.stop_price)
+    if refusal is not None:
+        return refusal
+    ref = _reference_price(book, intent)
+    notional = None if ref is None else abs(ref) * qty * rules.notional_scale
+    if rules.min_notional and notional is not None and notional < rules.min_notional:
+        return RejectReason.MIN_NOTIONAL, f"notional {notional} < min_notional {rules.min_notional}"
+    # 3. risk guards
+    strat = book.strategies.get(intent.strategy_id)
+    flags = strat.flags if strat is not None else ()
+    if book.halted or RiskFlag.HALT in flags:
+        scope = "trading is halted" if book.halted else f"strategy {intent.strategy_id} is halted"
+        return RejectReason.HALTED, scope
+    if rules.max_order_notional is not None:
+        if notional is None:
+            return RejectReason.NO_REFERENCE_PRICE, f"no price to value a {otype.value} order on {intent.instrument}"
+        if notional > rules.max_order_notional:
+            return (
+                RejectReason.MAX_ORDER_NOTIONAL,
+                f"notional {notional} > max_order_notional {rules.max_order_notional}",
+            )
+    if risk.price_band_bps is not None and otype is not OrderType.MARKET:
+        last = book.last_prices.get(intent.instrument)
+        if last is None:
+            return RejectReason.NO_REFERENCE_PRICE, f"no last trade on {intent.instrument} for the price band"
+        for name, px in (("price", intent.price), ("stop_price", intent.stop_price)):
+            if px is not None and abs(px - last) * 10_000 > risk.price_band_bps * abs(last):
+                return (
+                    RejectReason.PRICE_BAND,
+                    f"{name} {px} is more than {risk.price_band_bps} bps from last trade {last}",
+                )
+    position = book.portfolio.positions.get(intent.instrument)
+    held = position.quantity if position is not None else 0
+    signed = qty if intent.side == "buy" else -qty
+    if intent.reduce_only or RiskFlag.REDUCE_ONLY in flags:
+        if held == 0 or (held > 0) == (signed > 0) or qty > abs(held):
+            return RejectReason.REDUCE_ONLY, f"quantity {signed:+d} does not reduce position {held}"
+    if rules.max_position is not None:
+        # Worst case: every open order on this side fills, then this one.
+        same_side = sum(
+            o.remaining if o.is_buy else -o.remaining
+            for o in book.open_orders.values()
+            if o.instrument == intent.instrument and o.is_buy == (signed > 0)
+        )
+        projected = held + same_side + signed
+        if abs(projected) > rules.max_position:
+            return (
+                RejectReason.MAX_POSITION,
+                f"position would reach {projected}, beyond max_position {rules.max_position}",
+            )
+    if risk.max_open_orders is not None and strat is not None and strat.open_orders >= risk.max_open_orders:
+        return RejectReason.MAX_OPEN_ORDERS, f"strategy {intent.strategy_id} has {strat.open_orders} open orders"
+    if risk.order_rate is not None and strat is not None:
+        window = strat.recent_order_times_ns
+        horizon = now_ns - risk.order_rate.interval_ns
+        while window and window[0] <= horizon:
+            window.popleft()
+        if len(window) >= risk.order_rate.max_orders:
+            return (
+                RejectReason.ORDER_RATE,
+                f"{len(window)} orders in the last {risk.order_rate.interval_ns} ns "
+                f"(max {risk.order_rate.max_orders})",
+            )
+    if margin:
+        return None
+    return _check_balance(book, rules, all_rules, risk, intent, held, ref)
+
+
+def _check_balance(
+    book: Book,
+    rules: InstrumentRules,
+    all_rules: dict[str, InstrumentRules],
+    risk: RiskConfig,
+    intent: PlaceOrder,
+    held: int,
+    ref: int | None,
+) -> Refusal | None:
+    """Without margin, a buy must be covered by free cash and a sell by a free position."""
+    qty = intent.quantity
+    if intent.side == "buy":
+        if ref is None:
+            return RejectReason.NO_REFERENCE_PRICE, f"no price to value a market buy on {intent.instrument}"
+        committed = 0
+        for o in book.open_orders.values():
+            if o.is_buy and all_rules[o.instrument].quote == rules.quote:
+                px = o.price if o.price is not None else book.last_prices.get(o.instrument, 0)
+                committed += abs(px) * o.remaining * all_rules[o.instrument].notional_scale
+        need = abs(ref) * qty * rules.notional_scale
+        need += need * risk.reserve_fee_bps // 10_000
+        free = book.portfolio.cash[rules.quote].balance - committed
+        if need > free:
+            return RejectReason.INSUFFICIENT_CASH, f"buy needs {need} {rules.quote}, free cash is {free}"
+        return None
+    selling = sum(
+        o.remaining for o in book.open_orders.values() if not o.is_buy and o.instrument == intent.instrument
+    )
+    free_position = held - selling
+    if qty > free_position:
+        return (
+            RejectReason.INSUFFICIENT_POSITION,
+            f"sell of {qty} exceeds free position {free_position} on {intent.instrument} (no margin)",
+        )
+    return None
+
+
+def check_replace(
+    book: Book, rules: InstrumentRules, risk: RiskConfig, filled: int, quantity: int, price: int | None
+) -> Refusal | None:
+    """Checks for new terms of a working order."""
+    if quantity <= filled:
+        return RejectReason.NOTHING_TO_CHANGE, f"quantity {quantity} <= already filled {filled}"
+    refusal = check_terms(rules, quantity, price)
+    if refusal is not None:
+        return refusal
+    if rules.max_order_notional is not None and price is not None:
+        notional = abs(price) * quantity * rules.notional_scale
+        if notional > rules.max_order_notional:
+            return (
+                RejectReason.MAX_ORDER_NOTIONAL,
+                f"notional {notional} > max_order_notional {rules.max_order_notional}",
+            )
+    return None
