@@ -105,6 +105,7 @@ class RejectReason(StrEnum):
     MISSING_PRICE = "missing_price"
     UNEXPECTED_PRICE = "unexpected_price"
     MISSING_EXPIRE_TIME = "missing_expire_time"
+    UNEXPECTED_EXPIRE_TIME = "unexpected_expire_time"
     ALREADY_EXPIRED = "already_expired"
     ORDER_TYPE_UNSUPPORTED = "order_type_unsupported"
     TIME_IN_FORCE_UNSUPPORTED = "time_in_force_unsupported"

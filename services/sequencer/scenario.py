@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from schemas import (
     Bar,
     CancelOrder,
@@ -39,6 +41,9 @@ from services.sequencer.core import (
 )
 
 __all__ = ["Scenario", "demo_config", "T0_NS", "MINUTE_NS"]
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Envelope)
 
 T0_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 MINUTE_NS = 60_000_000_000
@@ -119,6 +124,9 @@ class Scenario:
             instrument=instrument,
             idempotency_key=idempotency_key,
         )
+        # Round trip through the wire codec: what the core gets is exactly what a socket delivers
+        # (enums decoded, every constraint checked), so a bad scenario fails here, loudly.
+        env = _DECODER.decode(_ENCODER.encode(env))
         self.envelopes.append(env)
         return env
 

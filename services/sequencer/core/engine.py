@@ -127,7 +127,7 @@ class SequencerCore:
         # (expire_time_ns, created_seq_id, client_order_id): GTD orders the core expires itself.
         self._expiry: list[tuple[int, int, str]] = []
         # Per event: what was touched, for the invariant checks. order id -> (state, filled, remaining)
-        self._touched_orders: dict[str, tuple[OrderState, int, int]] = {}
+        self._touched_orders: dict[str, tuple[Order, OrderState, int, int]] = {}
         self._replaced: set[str] = set()
         self._touched_instruments: set[str] = set()
         self._touched_currencies: set[str] = set()
@@ -193,7 +193,7 @@ class SequencerCore:
             out.append(ProducerGap(seq_id=seq, producer_id=pid, expected_seq=last + 1, received_seq=pseq))
         payload = env.payload
         ptype = type(payload)
-        if PAYLOAD_SOURCE[ptype] is not env.source:
+        if PAYLOAD_SOURCE[ptype] != env.source:
             self._refuse_source(env, out)
         elif env.idempotency_key is None or self._admit_idempotency_key(env, env.idempotency_key, out):
             self._handlers[ptype](env, payload, out)
@@ -230,7 +230,7 @@ class SequencerCore:
     def _refuse_source(self, env: Envelope, out: list[Output]) -> None:
         payload = env.payload
         expected = PAYLOAD_SOURCE[type(payload)]
-        detail = f"source {env.source.value!r} cannot carry {payload.__struct_config__.tag!r} (needs {expected.value!r})"
+        detail = f"source {str(env.source)!r} cannot carry {payload.__struct_config__.tag!r} (needs {str(expected)!r})"
         strategy_id = getattr(payload, "strategy_id", None)
         if strategy_id is not None:
             out.append(
@@ -494,7 +494,7 @@ class SequencerCore:
                 env,
                 intent,
                 RejectReason.UNEXPECTED_PRICE,
-                f"order {order.client_order_id!r} is {order.intent.order_type.value}: it has no price to replace",
+                f"order {order.client_order_id!r} is {order.intent.order_type}: it has no price to replace",
                 out,
             )
             return
@@ -698,8 +698,9 @@ class SequencerCore:
 
     def _touch(self, order: Order) -> None:
         """Remember the order as it was before this event, for the invariant checks."""
-        if order.client_order_id not in self._touched_orders:
-            self._touched_orders[order.client_order_id] = (order.state, order.filled_quantity, order.remaining)
+        touched = self._touched_orders
+        if order.client_order_id not in touched:
+            touched[order.client_order_id] = (order, order.state, order.filled_quantity, order.quantity - order.filled_quantity)
 
     def _transition(
         self,
@@ -745,7 +746,7 @@ class SequencerCore:
     def _schedule_expiry(self, order: Order) -> None:
         intent = order.intent
         if (
-            intent.time_in_force is TimeInForce.GTD
+            intent.time_in_force == TimeInForce.GTD
             and intent.expire_time_ns is not None
             and not self._rules[order.instrument].native_gtd
         ):
@@ -779,54 +780,12 @@ class SequencerCore:
     def _check_invariants(self, seq: int, out: list[Output]) -> None:
         """Section 5.1 invariants on what this event touched; then the policy decides."""
         broken: list[tuple[str, str]] = []
-        orders = self.book.orders
-        for cid, (state, filled, remaining) in self._touched_orders.items():
-            o = orders[cid]
-            if state in TERMINAL_STATES and o.state is not state:
-                broken.append(("terminal_is_final", f"order {cid!r} left terminal {state.value} for {o.state.value}"))
-            if o.filled_quantity < filled:
-                broken.append(("filled_monotonic", f"order {cid!r} filled {filled} -> {o.filled_quantity}"))
-            if cid not in self._replaced and o.remaining > remaining and state not in TERMINAL_STATES:
-                broken.append(("remaining_monotonic", f"order {cid!r} remaining {remaining} -> {o.remaining}"))
-            if o.filled_quantity > o.quantity:
-                broken.append(("fills_within_quantity", f"order {cid!r} filled {o.filled_quantity} > {o.quantity}"))
-            if o.filled_quantity and not o.accepted:
-                broken.append(("no_fill_before_acceptance", f"order {cid!r} filled but never accepted"))
-            if o.state in PENDING_STATES and o.pending_from is None:
-                broken.append(("pending_has_origin", f"order {cid!r} in {o.state.value} without pending_from"))
-        portfolio = self.book.portfolio
-        for inst in self._touched_instruments:
-            pos = portfolio.positions[inst]
-            through_orders = self.book.order_fill_net.get(inst, 0)
-            if not (pos.quantity == pos.fill_quantity_net == through_orders):
-                broken.append(
-                    (
-                        "position_conservation",
-                        f"{inst}: position {pos.quantity}, fills {pos.fill_quantity_net}, orders {through_orders}",
-                    )
-                )
-            if not self._margin and pos.quantity < 0:
-                broken.append(("no_short_without_margin", f"{inst}: position {pos.quantity}"))
-        for ccy in self._touched_currencies:
-            cash = portfolio.cash[ccy]
-            expected = cash.initial + cash.adjustments + cash.sold - cash.bought - cash.fees
-            if cash.balance != expected:
-                broken.append(("cash_conservation", f"{ccy}: balance {cash.balance} != ledger {expected}"))
-            basis = 0
-            for inst in self._instruments_by_quote[ccy]:
-                pos = portfolio.positions.get(inst)
-                if pos is not None:
-                    basis += pos.cost - pos.realized_pnl
-            if basis != cash.bought - cash.sold:
-                broken.append(
-                    ("cost_conservation", f"{ccy}: cost - realized {basis} != bought - sold {cash.bought - cash.sold}")
-                )
-            if not self._margin and cash.balance < 0:
-                broken.append(("no_negative_balance_without_margin", f"{ccy}: balance {cash.balance}"))
-        self._touched_orders.clear()
-        self._replaced.clear()
-        self._touched_instruments.clear()
-        self._touched_currencies.clear()
+        if self._touched_orders:
+            self._check_orders(broken)
+        if self._touched_instruments:
+            self._check_positions(broken)
+        if self._touched_currencies:
+            self._check_cash(broken)
         if not broken:
             return
         if self._policy == "raise":
@@ -839,3 +798,69 @@ class SequencerCore:
             out.append(
                 RiskFlagChanged(seq_id=seq, flag=RiskFlag.HALT, enabled=True, reason="invariant broken: trading halted")
             )
+
+    def _check_orders(self, broken: list[tuple[str, str]]) -> None:
+        replaced = self._replaced
+        for o, state, filled, remaining in self._touched_orders.values():
+            now_filled = o.filled_quantity
+            if state in TERMINAL_STATES and o.state is not state:
+                broken.append(
+                    ("terminal_is_final", f"order {o.client_order_id!r} left terminal {state.value} for {o.state.value}")
+                )
+            if now_filled < filled:
+                broken.append(("filled_monotonic", f"order {o.client_order_id!r} filled {filled} -> {now_filled}"))
+            if o.quantity - now_filled > remaining and state not in TERMINAL_STATES and o.client_order_id not in replaced:
+                broken.append(
+                    ("remaining_monotonic", f"order {o.client_order_id!r} remaining {remaining} -> {o.remaining}")
+                )
+            if now_filled > o.quantity:
+                broken.append(
+                    ("fills_within_quantity", f"order {o.client_order_id!r} filled {now_filled} > {o.quantity}")
+                )
+            if now_filled and not o.accepted:
+                broken.append(("no_fill_before_acceptance", f"order {o.client_order_id!r} filled but never accepted"))
+            if o.pending_from is None and o.state in PENDING_STATES:
+                broken.append(
+                    ("pending_has_origin", f"order {o.client_order_id!r} in {o.state.value} without pending_from")
+                )
+        self._touched_orders.clear()
+        if replaced:
+            replaced.clear()
+
+    def _check_positions(self, broken: list[tuple[str, str]]) -> None:
+        positions = self.book.portfolio.positions
+        order_fill_net = self.book.order_fill_net
+        for inst in self._touched_instruments:
+            pos = positions[inst]
+            through_orders = order_fill_net.get(inst, 0)
+            if not (pos.quantity == pos.fill_quantity_net == through_orders):
+                broken.append(
+                    (
+                        "position_conservation",
+                        f"{inst}: position {pos.quantity}, fills {pos.fill_quantity_net}, orders {through_orders}",
+                    )
+                )
+            if pos.quantity < 0 and not self._margin:
+                broken.append(("no_short_without_margin", f"{inst}: position {pos.quantity}"))
+        self._touched_instruments.clear()
+
+    def _check_cash(self, broken: list[tuple[str, str]]) -> None:
+        portfolio = self.book.portfolio
+        positions = portfolio.positions
+        for ccy in self._touched_currencies:
+            cash = portfolio.cash[ccy]
+            expected = cash.initial + cash.adjustments + cash.sold - cash.bought - cash.fees
+            if cash.balance != expected:
+                broken.append(("cash_conservation", f"{ccy}: balance {cash.balance} != ledger {expected}"))
+            basis = 0
+            for inst in self._instruments_by_quote[ccy]:
+                pos = positions.get(inst)
+                if pos is not None:
+                    basis += pos.cost - pos.realized_pnl
+            if basis != cash.bought - cash.sold:
+                broken.append(
+                    ("cost_conservation", f"{ccy}: cost - realized {basis} != bought - sold {cash.bought - cash.sold}")
+                )
+            if cash.balance < 0 and not self._margin:
+                broken.append(("no_negative_balance_without_margin", f"{ccy}: balance {cash.balance}"))
+        self._touched_currencies.clear()

@@ -66,18 +66,18 @@ def check_place(
     otype = intent.order_type
     # 1. intent consistency
     if otype in _PRICED and intent.price is None:
-        return RejectReason.MISSING_PRICE, f"order_type {otype.value} needs price"
+        return RejectReason.MISSING_PRICE, f"order_type {otype} needs price"
     if otype not in _PRICED and intent.price is not None:
-        return RejectReason.UNEXPECTED_PRICE, f"order_type {otype.value} takes no price, got {intent.price}"
+        return RejectReason.UNEXPECTED_PRICE, f"order_type {otype} takes no price, got {intent.price}"
     if otype in _STOPPED and intent.stop_price is None:
-        return RejectReason.MISSING_PRICE, f"order_type {otype.value} needs stop_price"
+        return RejectReason.MISSING_PRICE, f"order_type {otype} needs stop_price"
     if otype not in _STOPPED and intent.stop_price is not None:
         return (
             RejectReason.UNEXPECTED_PRICE,
-            f"order_type {otype.value} takes no stop_price, got {intent.stop_price}",
+            f"order_type {otype} takes no stop_price, got {intent.stop_price}",
         )
     tif = intent.time_in_force
-    if tif is TimeInForce.GTD:
+    if tif == TimeInForce.GTD:
         if intent.expire_time_ns is None:
             return RejectReason.MISSING_EXPIRE_TIME, "time_in_force gtd needs expire_time_ns"
         if intent.expire_time_ns <= now_ns:
@@ -86,12 +86,12 @@ def check_place(
                 f"expire_time_ns {intent.expire_time_ns} <= event time {now_ns}",
             )
     elif intent.expire_time_ns is not None:
-        return RejectReason.UNEXPECTED_PRICE, f"expire_time_ns is only for gtd, got time_in_force {tif.value}"
+        return RejectReason.UNEXPECTED_EXPIRE_TIME, f"expire_time_ns is only for gtd, got time_in_force {tif}"
     # 2. venue capabilities
     if otype not in rules.order_types:
-        return RejectReason.ORDER_TYPE_UNSUPPORTED, f"venue {rules.venue} does not take order_type {otype.value}"
+        return RejectReason.ORDER_TYPE_UNSUPPORTED, f"venue {rules.venue} does not take order_type {otype}"
     if tif not in rules.time_in_force:
-        return RejectReason.TIME_IN_FORCE_UNSUPPORTED, f"venue {rules.venue} does not take time_in_force {tif.value}"
+        return RejectReason.TIME_IN_FORCE_UNSUPPORTED, f"venue {rules.venue} does not take time_in_force {tif}"
     if intent.post_only and not rules.post_only:
         return RejectReason.POST_ONLY_UNSUPPORTED, f"venue {rules.venue} does not take post_only"
     qty = intent.quantity
@@ -112,13 +112,13 @@ def check_place(
         return RejectReason.HALTED, scope
     if rules.max_order_notional is not None:
         if notional is None:
-            return RejectReason.NO_REFERENCE_PRICE, f"no price to value a {otype.value} order on {intent.instrument}"
+            return RejectReason.NO_REFERENCE_PRICE, f"no price to value a {otype} order on {intent.instrument}"
         if notional > rules.max_order_notional:
             return (
                 RejectReason.MAX_ORDER_NOTIONAL,
                 f"notional {notional} > max_order_notional {rules.max_order_notional}",
             )
-    if risk.price_band_bps is not None and otype is not OrderType.MARKET:
+    if risk.price_band_bps is not None and otype != OrderType.MARKET:
         last = book.last_prices.get(intent.instrument)
         if last is None:
             return RejectReason.NO_REFERENCE_PRICE, f"no last trade on {intent.instrument} for the price band"
