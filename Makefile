@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/tradebus scenario examples/scenarios/default.jsonl --run-dir runs/default
+	$(VENV)/bin/tradebus scenario examples/scenarios/default --run-dir runs/default --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q
