@@ -180,6 +180,16 @@ class OrderStateMachine:
         return target, None, note
 
 
+DOC_HEADER: Final = """# Order state machine
+
+Generated from `services/sequencer/core/order_machine.py` (`TRANSITIONS`) by
+`python docs/generate.py`; do not edit by hand. `STAY` is a deliberate, recorded no-op;
+`PREVIOUS` returns to the state before the pending request. Any pair not listed is refused with
+`IllegalTransition` and leaves the order unchanged.
+
+"""
+
+
 def transition_table_markdown() -> str:
     """The table as Markdown, for docs: generated, never written by hand."""
     lines = ["| from | event | to | note |", "|---|---|---|---|"]
@@ -187,3 +197,4 @@ def transition_table_markdown() -> str:
         to = target.value if isinstance(target, OrderState) else repr(target)
         lines.append(f"| {state.value} | {event.value} | {to} | {note} |")
     return "\n".join(lines) + "\n"
+
