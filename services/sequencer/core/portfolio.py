@@ -12,8 +12,6 @@ Accounting is exact integer arithmetic:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from schemas.state import CashSnapshot, PositionSnapshot
 
 __all__ = ["Cash", "Position", "Portfolio", "FillResult"]
@@ -82,11 +80,8 @@ class Position:
         return pos
 
 
-@dataclass(frozen=True, slots=True)
-class FillResult:
-    position_quantity: int
-    realized_pnl: int  # realized by this fill, quote units (fees not included)
-    cash_balance: int  # quote currency balance after the fill and its fee
+# (position quantity after, PnL realized by this fill excluding fees, quote cash balance after)
+FillResult = tuple[int, int, int]
 
 
 class Portfolio:
@@ -153,7 +148,7 @@ class Portfolio:
                 opened = price * opening * scale
                 pos.cost += opened if is_buy else -opened
             pos.realized_pnl += realized
-        return FillResult(pos.quantity, realized, cash.balance)
+        return pos.quantity, realized, cash.balance
 
     def adjust_cash(self, currency: str, amount: int) -> int:
         cash = self.cash[currency]

@@ -18,6 +18,11 @@ __all__ = ["Refusal", "check_terms", "check_place", "check_replace"]
 
 Refusal = tuple[RejectReason, str]
 
+# Enum members bound once: attribute access on an Enum class costs ~90 ns on Python 3.11.
+_MARKET = OrderType.MARKET
+_GTD = TimeInForce.GTD
+_HALT = RiskFlag.HALT
+_REDUCE_ONLY = RiskFlag.REDUCE_ONLY
 _PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 _STOPPED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
@@ -77,7 +82,7 @@ def check_place(
             f"order_type {otype} takes no stop_price, got {intent.stop_price}",
         )
     tif = intent.time_in_force
-    if tif == TimeInForce.GTD:
+    if tif == _GTD:
         if intent.expire_time_ns is None:
             return RejectReason.MISSING_EXPIRE_TIME, "time_in_force gtd needs expire_time_ns"
         if intent.expire_time_ns <= now_ns:
@@ -107,7 +112,7 @@ def check_place(
     # 3. risk guards
     strat = book.strategies.get(intent.strategy_id)
     flags = strat.flags if strat is not None else ()
-    if book.halted or RiskFlag.HALT in flags:
+    if book.halted or _HALT in flags:
         scope = "trading is halted" if book.halted else f"strategy {intent.strategy_id} is halted"
         return RejectReason.HALTED, scope
     if rules.max_order_notional is not None:
@@ -118,7 +123,7 @@ def check_place(
                 RejectReason.MAX_ORDER_NOTIONAL,
                 f"notional {notional} > max_order_notional {rules.max_order_notional}",
             )
-    if risk.price_band_bps is not None and otype != OrderType.MARKET:
+    if risk.price_band_bps is not None and otype != _MARKET:
         last = book.last_prices.get(intent.instrument)
         if last is None:
             return RejectReason.NO_REFERENCE_PRICE, f"no last trade on {intent.instrument} for the price band"
@@ -131,7 +136,7 @@ def check_place(
     position = book.portfolio.positions.get(intent.instrument)
     held = position.quantity if position is not None else 0
     signed = qty if intent.side == "buy" else -qty
-    if intent.reduce_only or RiskFlag.REDUCE_ONLY in flags:
+    if intent.reduce_only or _REDUCE_ONLY in flags:
         if held == 0 or (held > 0) == (signed > 0) or qty > abs(held):
             return RejectReason.REDUCE_ONLY, f"quantity {signed:+d} does not reduce position {held}"
     if rules.max_position is not None:
