@@ -427,7 +427,7 @@ class SequencerCore:
             self._reject_intent(env, intent, refusal[0], refusal[1], out)
             return
         seq = env.seq_id
-        order = Order(intent, rules.venue, seq)
+        order = Order.place(intent, rules.venue, seq)
         book.orders[cid] = order
         book.open_orders[cid] = order
         strat = book.strategy(intent.strategy_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from schemas.enums import OrderState
 from schemas.intents import PlaceOrder
 from schemas.state import OrderSnapshot
@@ -9,49 +11,48 @@ from schemas.state import OrderSnapshot
 __all__ = ["Order"]
 
 
-class Order:
-    """One order as the core tracks it. Mutated only by `SequencerCore`."""
+class Order(msgspec.Struct, gc=False):
+    """One order as the core tracks it. Mutated only by `SequencerCore`.
 
-    __slots__ = (
-        "intent",
-        "client_order_id",
-        "strategy_id",
-        "instrument",
-        "venue",
-        "is_buy",
-        "quantity",
-        "price",
-        "state",
-        "pending_from",
-        "accepted",
-        "filled_quantity",
-        "filled_notional",
-        "venue_order_id",
-        "replace_quantity",
-        "replace_price",
-        "created_seq_id",
-        "updated_seq_id",
-    )
+    A msgspec Struct with `gc=False`: the core keeps every order of a run, and untracked objects
+    cost the cyclic collector nothing. Safe because an order refers to no object that refers
+    back to it.
+    """
 
-    def __init__(self, intent: PlaceOrder, venue: str, seq_id: int) -> None:
-        self.intent = intent
-        self.client_order_id = intent.client_order_id
-        self.strategy_id = intent.strategy_id
-        self.instrument = intent.instrument
-        self.venue = venue
-        self.is_buy = intent.side == "buy"
-        self.quantity = intent.quantity
-        self.price = intent.price
-        self.state = OrderState.CREATED
-        self.pending_from: OrderState | None = None
-        self.accepted = False
-        self.filled_quantity = 0
-        self.filled_notional = 0
-        self.venue_order_id: str | None = None
-        self.replace_quantity: int | None = None
-        self.replace_price: int | None = None
-        self.created_seq_id = seq_id
-        self.updated_seq_id = seq_id
+    intent: PlaceOrder
+    client_order_id: str
+    strategy_id: str
+    instrument: str
+    venue: str
+    is_buy: bool
+    quantity: int
+    price: int | None
+    created_seq_id: int
+    updated_seq_id: int
+    state: OrderState = OrderState.CREATED
+    pending_from: OrderState | None = None
+    accepted: bool = False
+    filled_quantity: int = 0
+    filled_notional: int = 0
+    venue_order_id: str | None = None
+    replace_quantity: int | None = None
+    replace_price: int | None = None
+
+    @classmethod
+    def place(cls, intent: PlaceOrder, venue: str, seq_id: int) -> Order:
+        """A new order in state CREATED for an accepted PlaceOrder intent."""
+        return cls(
+            intent,
+            intent.client_order_id,
+            intent.strategy_id,
+            intent.instrument,
+            venue,
+            intent.side == "buy",
+            intent.quantity,
+            intent.price,
+            seq_id,
+            seq_id,
+        )
 
     @property
     def remaining(self) -> int:
@@ -77,7 +78,7 @@ class Order:
 
     @classmethod
     def from_snapshot(cls, snap: OrderSnapshot) -> Order:
-        order = cls(snap.intent, snap.venue, snap.created_seq_id)
+        order = cls.place(snap.intent, snap.venue, snap.created_seq_id)
         order.quantity = snap.quantity
         order.price = snap.price
         order.state = snap.state
