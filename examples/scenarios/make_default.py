@@ -21,6 +21,7 @@ from services.sequencer.scenario import Scenario, demo_config
 
 SEED = 20240101
 SECOND_NS = 1_000_000_000
+TICK_NS = 10_000_000  # 10 ms between the steps of one story, so event time orders them
 OUT = Path(__file__).parent / "default"
 
 
@@ -59,9 +60,9 @@ def build() -> tuple[object, Scenario]:
             sc.accept(cid)
         elif n % 6 == 0:  # a cancel racing a fill: the fill wins
             sc.accept(cid)
-            sc.cancel(cid, strategy="demo")
-            sc.fill(cid, f"T{n}a", qty, price, fee=qty * price // 2000)
-            sc.cancelled(cid)
+            sc.advance(TICK_NS).cancel(cid, strategy="demo")
+            sc.advance(TICK_NS).fill(cid, f"T{n}a", qty, price, fee=qty * price // 2000)
+            sc.advance(TICK_NS).cancelled(cid)
         else:
             sc.accept(cid)
             sc.fill(cid, f"T{n}a", qty // 2, price, fee=qty * price // 4000)
