@@ -9,12 +9,12 @@ from schemas.outputs import Output
 from schemas.state import CoreSnapshot
 
 __all__ = [
+    "DecodeError",
+    "canonical_encoder",
     "envelope_decoder",
+    "msgpack_encoder",
     "output_decoder",
     "snapshot_decoder",
-    "msgpack_encoder",
-    "canonical_encoder",
-    "DecodeError",
 ]
 
 DecodeError = msgspec.DecodeError

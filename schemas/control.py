@@ -5,7 +5,7 @@ from __future__ import annotations
 from schemas.base import Message
 from schemas.types import Amount, CurrencyCode, Id, Text
 
-__all__ = ["Timer", "HaltTrading", "ResumeTrading", "AdjustCash", "ControlCommand"]
+__all__ = ["AdjustCash", "ControlCommand", "HaltTrading", "ResumeTrading", "Timer"]
 
 
 class Timer(Message):

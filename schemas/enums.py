@@ -5,16 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
-    "Side",
-    "OrderType",
-    "TimeInForce",
-    "OrderState",
-    "OrderEvent",
-    "Source",
-    "RiskFlag",
     "Liquidity",
-    "RejectReason",
+    "OrderEvent",
+    "OrderState",
+    "OrderType",
     "RefusalReason",
+    "RejectReason",
+    "RiskFlag",
+    "Side",
+    "Source",
+    "TimeInForce",
 ]
 
 

@@ -28,7 +28,7 @@ from schemas.reports import (
 )
 from schemas.types import Id, ProducerId, SeqId, TimeNs
 
-__all__ = ["SCHEMA_VERSION", "Envelope", "Payload", "PAYLOAD_SOURCE"]
+__all__ = ["PAYLOAD_SOURCE", "SCHEMA_VERSION", "Envelope", "Payload"]
 
 SCHEMA_VERSION: Final = 1
 

@@ -6,7 +6,7 @@ from schemas.base import Message
 from schemas.enums import OrderType, RiskFlag, Side, TimeInForce
 from schemas.types import ClientOrderId, InstrumentId, Price, Quantity, StrategyId, Text, TimeNs
 
-__all__ = ["PlaceOrder", "CancelOrder", "ReplaceOrder", "SetRiskFlag", "NoOp", "Intent"]
+__all__ = ["CancelOrder", "Intent", "NoOp", "PlaceOrder", "ReplaceOrder", "SetRiskFlag"]
 
 
 class PlaceOrder(Message):

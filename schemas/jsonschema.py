@@ -29,9 +29,9 @@ __all__ = [
     "DRAFT",
     "SCHEMA_FILES",
     "build_schemas",
-    "render",
-    "export",
     "check",
+    "export",
+    "render",
 ]
 
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"

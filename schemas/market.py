@@ -6,7 +6,7 @@ from schemas.base import Message
 from schemas.enums import Side
 from schemas.types import Id, NonNegQuantity, Price, Quantity
 
-__all__ = ["Bar", "Trade", "Quote"]
+__all__ = ["Bar", "Quote", "Trade"]
 
 
 class Bar(Message):

@@ -33,20 +33,20 @@ from schemas.types import (
 )
 
 __all__ = [
-    "OrderTransitioned",
-    "IntentRejected",
-    "ReportRefused",
+    "CashAdjusted",
     "DuplicateDropped",
+    "FillBooked",
+    "IntentRejected",
+    "InvariantBroken",
+    "OrderCommand",
+    "OrderTransitioned",
+    "Output",
     "ProducerGap",
-    "SubmitOrder",
+    "ReportRefused",
     "RequestCancel",
     "RequestReplace",
-    "OrderCommand",
-    "FillBooked",
     "RiskFlagChanged",
-    "CashAdjusted",
-    "InvariantBroken",
-    "Output",
+    "SubmitOrder",
 ]
 
 

@@ -7,16 +7,16 @@ from schemas.enums import Liquidity
 from schemas.types import Amount, ClientOrderId, CurrencyCode, Id, Price, Quantity, Text
 
 __all__ = [
-    "OrderAcceptedReport",
-    "OrderRejectedReport",
-    "FillReport",
-    "OrderCancelledReport",
     "CancelRejectedReport",
+    "ExecutionReport",
+    "FillReport",
+    "OrderAcceptedReport",
+    "OrderCancelledReport",
     "OrderExpiredReport",
+    "OrderRejectedReport",
     "OrderReplacedReport",
     "ReplaceRejectedReport",
     "SubmissionUnknownReport",
-    "ExecutionReport",
 ]
 
 

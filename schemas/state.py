@@ -23,14 +23,14 @@ from schemas.types import (
 )
 
 __all__ = [
+    "CashSnapshot",
+    "CoreSnapshot",
+    "IdempotencyEntry",
     "OrderSnapshot",
     "PositionSnapshot",
-    "CashSnapshot",
     "ProducerSnapshot",
-    "IdempotencyEntry",
-    "TradeIdEntry",
     "StrategyRiskSnapshot",
-    "CoreSnapshot",
+    "TradeIdEntry",
 ]
 
 

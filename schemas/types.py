@@ -13,23 +13,23 @@ from typing import Annotated
 from msgspec import Meta
 
 __all__ = [
+    "MAX_ABS_AMOUNT",
     "MAX_ID_CHARS",
     "MAX_TEXT_CHARS",
-    "MAX_ABS_AMOUNT",
-    "Id",
+    "Amount",
     "ClientOrderId",
-    "StrategyId",
-    "InstrumentId",
-    "VenueId",
-    "ProducerId",
     "CurrencyCode",
-    "Text",
-    "TimeNs",
-    "SeqId",
-    "Quantity",
+    "Id",
+    "InstrumentId",
     "NonNegQuantity",
     "Price",
-    "Amount",
+    "ProducerId",
+    "Quantity",
+    "SeqId",
+    "StrategyId",
+    "Text",
+    "TimeNs",
+    "VenueId",
 ]
 
 # Ids are keys in dedup tables and on every published record: 64 characters is room for a UUID

@@ -27,7 +27,7 @@ from services.sequencer.core import CoreConfig, Sequencer, SequencerCore
 from services.sequencer.journal import FsyncPolicy, JournalWriter
 from services.sequencer.trace import TraceWriter
 
-__all__ = ["register", "load_scenario", "ScenarioError"]
+__all__ = ["ScenarioError", "load_scenario", "register"]
 
 # Big enough that checkpoints cost little; small enough that recovery replays a short suffix.
 DEFAULT_CHECKPOINT_EVERY = 5_000

@@ -29,7 +29,6 @@ from schemas import (
     Trade,
 )
 from schemas.envelope import PAYLOAD_SOURCE
-
 from services.sequencer.core import (
     AccountConfig,
     CoreConfig,
@@ -40,7 +39,7 @@ from services.sequencer.core import (
     VenueSpec,
 )
 
-__all__ = ["Scenario", "demo_config", "T0_NS", "MINUTE_NS"]
+__all__ = ["MINUTE_NS", "T0_NS", "Scenario", "demo_config"]
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Envelope)
@@ -68,7 +67,7 @@ def demo_config(**overrides: Any) -> CoreConfig:
             "PM": VenueSpec(
                 order_types=("limit",),
                 time_in_force=("gtc", "ioc"),
-                price_bounds=(Decimal("0"), Decimal("1")),
+                price_bounds=(Decimal(0), Decimal(1)),
             ),
         },
         instruments={

@@ -12,7 +12,7 @@ import msgspec
 
 from schemas.outputs import Output
 
-__all__ = ["TraceWriter", "encode_trace_line", "decode_trace_lines"]
+__all__ = ["TraceWriter", "decode_trace_lines", "encode_trace_line"]
 
 _ENCODER = msgspec.json.Encoder(order="deterministic")
 _DECODER = msgspec.json.Decoder(Output)

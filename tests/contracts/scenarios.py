@@ -39,7 +39,13 @@ from schemas import (
     SubmissionUnknownReport,
     SubmitOrder,
 )
-from services.sequencer.core import AccountConfig, CoreConfig, OrderRateLimit, RiskConfig, SequencerCore
+from services.sequencer.core import (
+    AccountConfig,
+    CoreConfig,
+    OrderRateLimit,
+    RiskConfig,
+    SequencerCore,
+)
 from services.sequencer.scenario import MINUTE_NS, T0_NS, Scenario, demo_config
 
 BTC = "BTC-USD"

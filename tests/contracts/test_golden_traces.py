@@ -16,7 +16,6 @@ import pytest
 from schemas import Envelope
 from services.sequencer.core import CoreConfig, SequencerCore
 from services.sequencer.trace import TraceWriter
-
 from tests.contracts.scenarios import SCENARIO_NAMES, SCENARIOS, run
 
 GOLDEN = Path(__file__).parent / "golden" / "traces"

@@ -135,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def raw_write(path: Path = Path(tmp) / "raw.bin") -> None:
                 with open(path, "wb") as fh:
-                    for env in md:
-                        fh.write(encoder.encode(env))
+                    fh.writelines(encoder.encode(env) for env in md)
 
             record(f"journal_append_{policy}", n_md, best_of(append), best_of(raw_write), "envelopes")
         journal_path = Path(tmp) / "append-never.tbj"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import InvariantBroken, IntentRejected, RiskFlagChanged
+from schemas import IntentRejected, InvariantBroken, RiskFlagChanged
 from services.sequencer.core import InvariantViolation, SequenceError, SequencerCore
 from services.sequencer.scenario import Scenario, demo_config
 

@@ -7,8 +7,19 @@ from pathlib import Path
 import pytest
 
 from schemas import OrderEvent, OrderState
-from services.sequencer.core import IllegalTransition, OrderStateMachine, TRANSITIONS, transition_table_markdown
-from services.sequencer.core.order_machine import DOC_HEADER, PENDING_STATES, PREVIOUS, STAY, TERMINAL_STATES
+from services.sequencer.core import (
+    TRANSITIONS,
+    IllegalTransition,
+    OrderStateMachine,
+    transition_table_markdown,
+)
+from services.sequencer.core.order_machine import (
+    DOC_HEADER,
+    PENDING_STATES,
+    PREVIOUS,
+    STAY,
+    TERMINAL_STATES,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "order_state_machine.md"
 ALL_PAIRS = [(s, e) for s in OrderState for e in OrderEvent]

@@ -21,10 +21,15 @@ from services.sequencer.core.errors import (
     RestoreError,
     SequenceError,
 )
-from services.sequencer.core.order_machine import TRANSITIONS, OrderStateMachine, transition_table_markdown
+from services.sequencer.core.order_machine import (
+    TRANSITIONS,
+    OrderStateMachine,
+    transition_table_markdown,
+)
 from services.sequencer.core.sequencing import Sequencer
 
 __all__ = [
+    "TRANSITIONS",
     "AccountConfig",
     "CoreConfig",
     "CoreError",
@@ -39,7 +44,6 @@ __all__ = [
     "SequenceError",
     "Sequencer",
     "SequencerCore",
-    "TRANSITIONS",
     "VenueSpec",
     "transition_table_markdown",
 ]

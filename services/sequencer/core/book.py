@@ -20,7 +20,6 @@ from schemas.state import (
     StrategyRiskSnapshot,
     TradeIdEntry,
 )
-
 from services.sequencer.core.order_machine import TERMINAL_STATES
 from services.sequencer.core.orders import Order
 from services.sequencer.core.portfolio import Cash, Portfolio, Position
@@ -36,7 +35,7 @@ def state_hash_of(snapshot: CoreSnapshot) -> str:
 
 
 class StrategyRisk:
-    __slots__ = ("flags", "recent_order_times_ns", "open_orders")
+    __slots__ = ("flags", "open_orders", "recent_order_times_ns")
 
     def __init__(self) -> None:
         self.flags: set[RiskFlag] = set()
@@ -48,18 +47,18 @@ class Book:
     """The state the core folds envelopes into."""
 
     __slots__ = (
-        "seq_id",
         "event_time_ns",
         "halted",
-        "orders",
-        "open_orders",
-        "portfolio",
-        "last_prices",
-        "producers",
         "idempotency",
-        "trade_ids",
-        "strategies",
+        "last_prices",
+        "open_orders",
         "order_fill_net",
+        "orders",
+        "portfolio",
+        "producers",
+        "seq_id",
+        "strategies",
+        "trade_ids",
     )
 
     def __init__(self, portfolio: Portfolio) -> None:

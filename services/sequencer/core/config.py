@@ -17,15 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.enums import OrderType, Source, TimeInForce
 
 __all__ = [
-    "CurrencySpec",
-    "VenueSpec",
-    "InstrumentSpec",
+    "DEFAULT_SOURCE_PRIORITY",
     "AccountConfig",
+    "CoreConfig",
+    "CurrencySpec",
+    "InstrumentSpec",
+    "InvariantPolicy",
     "OrderRateLimit",
     "RiskConfig",
-    "CoreConfig",
-    "InvariantPolicy",
-    "DEFAULT_SOURCE_PRIORITY",
+    "VenueSpec",
 ]
 
 InvariantPolicy = Literal["raise", "halt", "log"]

@@ -20,11 +20,12 @@ Refusals of a peer's bad input are outputs, never exceptions. Exceptions mean ou
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from schemas.control import AdjustCash, HaltTrading, ResumeTrading, Timer
 from schemas.enums import OrderEvent, OrderState, RefusalReason, RejectReason, RiskFlag, TimeInForce
-from schemas.envelope import PAYLOAD_SOURCE, Envelope, Payload
+from schemas.envelope import PAYLOAD_SOURCE, Envelope
 from schemas.intents import CancelOrder, NoOp, PlaceOrder, ReplaceOrder, SetRiskFlag
 from schemas.market import Bar, Quote, Trade
 from schemas.outputs import (
@@ -55,11 +56,20 @@ from schemas.reports import (
 )
 from schemas.state import CoreSnapshot
 from schemas.types import MAX_TEXT_CHARS
-
 from services.sequencer.core.book import Book, state_hash_of
 from services.sequencer.core.config import CoreConfig
-from services.sequencer.core.errors import IllegalTransition, InvariantViolation, RestoreError, SequenceError
-from services.sequencer.core.order_machine import PENDING_STATES, TERMINAL_STATES, TRANSITIONS, OrderStateMachine
+from services.sequencer.core.errors import (
+    IllegalTransition,
+    InvariantViolation,
+    RestoreError,
+    SequenceError,
+)
+from services.sequencer.core.order_machine import (
+    PENDING_STATES,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    OrderStateMachine,
+)
 from services.sequencer.core.orders import Order
 from services.sequencer.core.portfolio import Portfolio
 from services.sequencer.core.risk import check_place, check_replace
@@ -191,8 +201,7 @@ class SequencerCore:
         if seq != book.seq_id + 1:
             raise SequenceError(f"envelope seq_id {seq} does not follow last applied seq_id {book.seq_id}")
         book.seq_id = seq
-        if env.event_time_ns > book.event_time_ns:
-            book.event_time_ns = env.event_time_ns
+        book.event_time_ns = max(book.event_time_ns, env.event_time_ns)
         pid = env.producer_id
         pseq = env.producer_seq
         last = book.producers.get(pid, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.enums import OrderEvent, OrderState
 
-__all__ = ["CoreError", "IllegalTransition", "InvariantViolation", "SequenceError", "RestoreError"]
+__all__ = ["CoreError", "IllegalTransition", "InvariantViolation", "RestoreError", "SequenceError"]
 
 
 class CoreError(Exception):

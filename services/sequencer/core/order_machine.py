@@ -30,15 +30,14 @@ from __future__ import annotations
 from typing import Final
 
 from schemas.enums import OrderEvent, OrderState
-
 from services.sequencer.core.errors import IllegalTransition
 
 __all__ = [
-    "TRANSITIONS",
-    "STAY",
-    "PREVIOUS",
-    "TERMINAL_STATES",
     "PENDING_STATES",
+    "PREVIOUS",
+    "STAY",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
     "WORKING_STATES",
     "OrderStateMachine",
     "transition_table_markdown",

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from schemas.state import CashSnapshot, PositionSnapshot
 
-__all__ = ["Cash", "Position", "Portfolio", "FillResult"]
+__all__ = ["Cash", "FillResult", "Portfolio", "Position"]
 
 
 class Cash:
-    __slots__ = ("currency", "balance", "initial", "adjustments", "bought", "sold", "fees")
+    __slots__ = ("adjustments", "balance", "bought", "currency", "fees", "initial", "sold")
 
     def __init__(self, currency: str, initial: int) -> None:
         self.currency = currency
@@ -52,7 +52,7 @@ class Cash:
 
 
 class Position:
-    __slots__ = ("instrument", "quantity", "cost", "realized_pnl", "fill_quantity_net")
+    __slots__ = ("cost", "fill_quantity_net", "instrument", "quantity", "realized_pnl")
 
     def __init__(self, instrument: str) -> None:
         self.instrument = instrument
@@ -87,7 +87,7 @@ FillResult = tuple[int, int, int]
 class Portfolio:
     """Balances and positions. `book_fill` is the only way a position changes."""
 
-    __slots__ = ("cash", "positions", "notional_scale")
+    __slots__ = ("cash", "notional_scale", "positions")
 
     def __init__(self, initial_cash: dict[str, int], currencies: list[str], notional_scale: dict[str, int]) -> None:
         self.cash: dict[str, Cash] = {c: Cash(c, initial_cash.get(c, 0)) for c in sorted(currencies)}

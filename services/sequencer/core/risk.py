@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from schemas.enums import OrderType, RejectReason, RiskFlag, TimeInForce
 from schemas.intents import PlaceOrder
-
 from services.sequencer.core.book import Book
 from services.sequencer.core.config import RiskConfig
 from services.sequencer.core.rules import InstrumentRules
 
-__all__ = ["Refusal", "check_terms", "check_place", "check_replace"]
+__all__ = ["Refusal", "check_place", "check_replace", "check_terms"]
 
 Refusal = tuple[RejectReason, str]
 

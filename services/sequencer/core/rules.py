@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from schemas.enums import OrderType, TimeInForce
-
 from services.sequencer.core.config import CoreConfig
 
 __all__ = ["InstrumentRules", "compile_rules"]

@@ -13,7 +13,6 @@ import msgspec
 
 from schemas.enums import Source
 from schemas.envelope import Envelope
-
 from services.sequencer.core.config import DEFAULT_SOURCE_PRIORITY
 
 __all__ = ["Sequencer"]
