@@ -135,9 +135,9 @@ def check_place(
     position = book.portfolio.positions.get(intent.instrument)
     held = position.quantity if position is not None else 0
     signed = qty if intent.side == "buy" else -qty
-    if intent.reduce_only or _REDUCE_ONLY in flags:
-        if held == 0 or (held > 0) == (signed > 0) or qty > abs(held):
-            return RejectReason.REDUCE_ONLY, f"quantity {signed:+d} does not reduce position {held}"
+    reduces = held != 0 and (held > 0) != (signed > 0) and qty <= abs(held)
+    if (intent.reduce_only or _REDUCE_ONLY in flags) and not reduces:
+        return RejectReason.REDUCE_ONLY, f"quantity {signed:+d} does not reduce position {held}"
     if rules.max_position is not None:
         # Worst case: every open order on this side fills, then this one.
         same_side = sum(
@@ -161,8 +161,10 @@ def check_place(
         if len(window) >= risk.order_rate.max_orders:
             return (
                 RejectReason.ORDER_RATE,
-                f"{len(window)} orders in the last {risk.order_rate.interval_ns} ns "
-                f"(max {risk.order_rate.max_orders})",
+                (
+                    f"{len(window)} orders in the last {risk.order_rate.interval_ns} ns "
+                    f"(max {risk.order_rate.max_orders})"
+                ),
             )
     if margin:
         return None

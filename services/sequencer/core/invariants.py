@@ -1,0 +1,139 @@
+"""Invariants checked after every committed event (reference design 5.1, plus ours).
+
+Only what the event touched is checked, so the cost follows the event, not the book size:
+orders (terminal is final, fills monotonic and within quantity, remaining never grows except by
+a replace, no fill before acceptance, pending states know their origin), positions (position ==
+signed fills booked == signed fills through orders; no short without margin) and cash (balance ==
+its ledger; cost basis - realized == bought - sold; no negative balance without margin).
+
+Policy: `raise` (tests; a broken invariant is our bug and the process stops), `halt` (publish,
+then refuse new orders), `log` (publish and carry on).
+"""
+
+from __future__ import annotations
+
+from schemas.enums import OrderState, RiskFlag
+from schemas.outputs import InvariantBroken, Output, RiskFlagChanged
+from services.sequencer.core.book import Book
+from services.sequencer.core.config import InvariantPolicy
+from services.sequencer.core.errors import InvariantViolation
+from services.sequencer.core.lifecycle import Touched
+from services.sequencer.core.order_machine import PENDING_STATES, TERMINAL_STATES
+from services.sequencer.core.orders import Order
+from services.sequencer.core.refusals import clip
+
+__all__ = ["InvariantChecker"]
+
+
+class InvariantChecker:
+    """Checks what `Touched` names, clears it, and applies the policy."""
+
+    __slots__ = ("_book", "_instruments_by_quote", "_margin", "_policy", "_touched")
+
+    def __init__(
+        self,
+        book: Book,
+        touched: Touched,
+        policy: InvariantPolicy,
+        margin: bool,
+        instruments_by_quote: dict[str, list[str]],
+    ) -> None:
+        self._book = book
+        self._touched = touched
+        self._policy = policy
+        self._margin = margin
+        self._instruments_by_quote = instruments_by_quote
+
+    def check(self, seq: int, out: list[Output]) -> None:
+        """Section 5.1 invariants on what this event touched; then the policy decides."""
+        broken: list[tuple[str, str]] = []
+        touched = self._touched.orders
+        if touched:
+            replaced = self._touched.replaced
+            for o, state, filled, remaining in touched.values():
+                now_filled = o.filled_quantity
+                if (
+                    now_filled < filled
+                    or now_filled > o.quantity
+                    or (now_filled and not o.accepted)
+                    or (state in TERMINAL_STATES and o.state is not state)
+                    or (o.quantity - now_filled > remaining and state not in TERMINAL_STATES)
+                    or (o.pending_from is None and o.state in PENDING_STATES)
+                ):
+                    self._diagnose_order(o, state, filled, remaining, o.client_order_id in replaced, broken)
+            touched.clear()
+            if replaced:
+                replaced.clear()
+        if self._touched.instruments:
+            self._check_positions(broken)
+        if self._touched.currencies:
+            self._check_cash(broken)
+        if not broken:
+            return
+        if self._policy == "raise":
+            name, detail = broken[0]
+            raise InvariantViolation(name, detail, seq)
+        for name, detail in broken:
+            out.append(InvariantBroken(seq_id=seq, invariant=name, detail=clip(detail)))
+        if self._policy == "halt" and not self._book.halted:
+            self._book.halted = True
+            out.append(
+                RiskFlagChanged(seq_id=seq, flag=RiskFlag.HALT, enabled=True, reason="invariant broken: trading halted")
+            )
+
+    @staticmethod
+    def _diagnose_order(
+        o: Order, state: OrderState, filled: int, remaining: int, replaced: bool, broken: list[tuple[str, str]]
+    ) -> None:
+        """Name every order invariant that failed (the fast check above only says that one did)."""
+        now_filled = o.filled_quantity
+        if state in TERMINAL_STATES and o.state is not state:
+            broken.append(("terminal_is_final", f"order {o.client_order_id!r} left terminal {state} for {o.state}"))
+        if now_filled < filled:
+            broken.append(("filled_monotonic", f"order {o.client_order_id!r} filled {filled} -> {now_filled}"))
+        if o.quantity - now_filled > remaining and state not in TERMINAL_STATES and not replaced:
+            broken.append(("remaining_monotonic", f"order {o.client_order_id!r} remaining {remaining} -> {o.remaining}"))
+        if now_filled > o.quantity:
+            broken.append(("fills_within_quantity", f"order {o.client_order_id!r} filled {now_filled} > {o.quantity}"))
+        if now_filled and not o.accepted:
+            broken.append(("no_fill_before_acceptance", f"order {o.client_order_id!r} filled but never accepted"))
+        if o.pending_from is None and o.state in PENDING_STATES:
+            broken.append(("pending_has_origin", f"order {o.client_order_id!r} in {o.state} without pending_from"))
+
+    def _check_positions(self, broken: list[tuple[str, str]]) -> None:
+        positions = self._book.portfolio.positions
+        order_fill_net = self._book.order_fill_net
+        for inst in self._touched.instruments:
+            pos = positions[inst]
+            through_orders = order_fill_net.get(inst, 0)
+            if not (pos.quantity == pos.fill_quantity_net == through_orders):
+                broken.append(
+                    (
+                        "position_conservation",
+                        f"{inst}: position {pos.quantity}, fills {pos.fill_quantity_net}, orders {through_orders}",
+                    )
+                )
+            if pos.quantity < 0 and not self._margin:
+                broken.append(("no_short_without_margin", f"{inst}: position {pos.quantity}"))
+        self._touched.instruments.clear()
+
+    def _check_cash(self, broken: list[tuple[str, str]]) -> None:
+        portfolio = self._book.portfolio
+        positions = portfolio.positions
+        for ccy in self._touched.currencies:
+            cash = portfolio.cash[ccy]
+            expected = cash.initial + cash.adjustments + cash.sold - cash.bought - cash.fees
+            if cash.balance != expected:
+                broken.append(("cash_conservation", f"{ccy}: balance {cash.balance} != ledger {expected}"))
+            basis = 0
+            for inst in self._instruments_by_quote[ccy]:
+                pos = positions.get(inst)
+                if pos is not None:
+                    basis += pos.cost - pos.realized_pnl
+            if basis != cash.bought - cash.sold:
+                broken.append(
+                    ("cost_conservation", f"{ccy}: cost - realized {basis} != bought - sold {cash.bought - cash.sold}")
+                )
+            if cash.balance < 0 and not self._margin:
+                broken.append(("no_negative_balance_without_margin", f"{ccy}: balance {cash.balance}"))
+        self._touched.currencies.clear()
