@@ -27,7 +27,7 @@ def envelope_decoder() -> msgspec.msgpack.Decoder[Envelope]:
 
 def output_decoder() -> msgspec.msgpack.Decoder[Output]:
     """Typed decoder for the core's published outputs."""
-    return msgspec.msgpack.Decoder(Output)  # type: ignore[arg-type]
+    return msgspec.msgpack.Decoder(Output)
 
 
 def snapshot_decoder() -> msgspec.msgpack.Decoder[CoreSnapshot]:

@@ -9,7 +9,7 @@ from schemas.types import ClientOrderId, InstrumentId, Price, Quantity, Strategy
 __all__ = ["CancelOrder", "Intent", "NoOp", "PlaceOrder", "ReplaceOrder", "SetRiskFlag"]
 
 
-class PlaceOrder(Message):
+class PlaceOrder(Message, frozen=True):
     """Ask for a new order. `client_order_id` is unique per strategy and is the idempotency key:
     a repeat with the same content is a no-op, a repeat with different content is refused."""
 
@@ -27,14 +27,14 @@ class PlaceOrder(Message):
     post_only: bool = False
 
 
-class CancelOrder(Message):
+class CancelOrder(Message, frozen=True):
     """Ask to cancel a working order of this strategy."""
 
     strategy_id: StrategyId
     client_order_id: ClientOrderId
 
 
-class ReplaceOrder(Message):
+class ReplaceOrder(Message, frozen=True):
     """Ask to change a working order's total quantity and/or limit price in place."""
 
     strategy_id: StrategyId
@@ -43,7 +43,7 @@ class ReplaceOrder(Message):
     price: Price | None = None
 
 
-class SetRiskFlag(Message):
+class SetRiskFlag(Message, frozen=True):
     """Set or clear a risk flag for this strategy (HALT is the strategy's kill switch)."""
 
     strategy_id: StrategyId
@@ -52,7 +52,7 @@ class SetRiskFlag(Message):
     reason: Text = ""
 
 
-class NoOp(Message):
+class NoOp(Message, frozen=True):
     """Say nothing; lockstep hosts send it so the sequencer knows the strategy has answered."""
 
     strategy_id: StrategyId

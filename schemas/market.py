@@ -9,7 +9,7 @@ from schemas.types import Id, NonNegQuantity, Price, Quantity
 __all__ = ["Bar", "Quote", "Trade"]
 
 
-class Bar(Message):
+class Bar(Message, frozen=True):
     """An OHLCV bar that closed at the envelope's event time."""
 
     open: Price
@@ -30,7 +30,7 @@ class Bar(Message):
             raise ValueError(f"bar interval_ns must be > 0, got {self.interval_ns}")
 
 
-class Trade(Message):
+class Trade(Message, frozen=True):
     """One public trade print."""
 
     price: Price
@@ -39,7 +39,7 @@ class Trade(Message):
     trade_id: Id | None = None
 
 
-class Quote(Message):
+class Quote(Message, frozen=True):
     """Top of book."""
 
     bid_price: Price

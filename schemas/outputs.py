@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 
-class OrderTransitioned(Message):
+class OrderTransitioned(Message, frozen=True):
     """One row of the transition trace: an order moved (or deliberately stayed) on an event."""
 
     seq_id: SeqId
@@ -65,7 +65,7 @@ class OrderTransitioned(Message):
     note: Text = ""
 
 
-class IntentRejected(Message):
+class IntentRejected(Message, frozen=True):
     """A strategy's intent was refused; `reason` is a stable code, `detail` names field and value."""
 
     seq_id: SeqId
@@ -76,7 +76,7 @@ class IntentRejected(Message):
     client_order_id: ClientOrderId | None = None
 
 
-class ReportRefused(Message):
+class ReportRefused(Message, frozen=True):
     """A venue report or control message the core could not apply; state is unchanged."""
 
     seq_id: SeqId
@@ -87,7 +87,7 @@ class ReportRefused(Message):
     client_order_id: ClientOrderId | None = None
 
 
-class DuplicateDropped(Message):
+class DuplicateDropped(Message, frozen=True):
     """An input already applied (same producer counter, idempotency key or venue trade id)."""
 
     seq_id: SeqId
@@ -97,7 +97,7 @@ class DuplicateDropped(Message):
     detail: Text
 
 
-class ProducerGap(Message):
+class ProducerGap(Message, frozen=True):
     """A producer's counter skipped: some of its messages never arrived (telemetry, not refusal)."""
 
     seq_id: SeqId
@@ -106,7 +106,7 @@ class ProducerGap(Message):
     received_seq: int
 
 
-class SubmitOrder(Message):
+class SubmitOrder(Message, frozen=True):
     """Command to a venue gateway: place this order."""
 
     seq_id: SeqId
@@ -125,7 +125,7 @@ class SubmitOrder(Message):
     post_only: bool = False
 
 
-class RequestCancel(Message):
+class RequestCancel(Message, frozen=True):
     """Command to a venue gateway: cancel this order."""
 
     seq_id: SeqId
@@ -135,7 +135,7 @@ class RequestCancel(Message):
     reason: Text = ""
 
 
-class RequestReplace(Message):
+class RequestReplace(Message, frozen=True):
     """Command to a venue gateway: change this order's total quantity and/or price."""
 
     seq_id: SeqId
@@ -149,7 +149,7 @@ class RequestReplace(Message):
 OrderCommand = SubmitOrder | RequestCancel | RequestReplace
 
 
-class FillBooked(Message):
+class FillBooked(Message, frozen=True):
     """A fill was applied to the portfolio. Amounts are exact integers (see schemas.types)."""
 
     seq_id: SeqId
@@ -168,7 +168,7 @@ class FillBooked(Message):
     late: bool = False  # the order was already terminal: the venue's fill still moved money
 
 
-class RiskFlagChanged(Message):
+class RiskFlagChanged(Message, frozen=True):
     """A risk flag changed. `strategy_id` None means the global kill switch."""
 
     seq_id: SeqId
@@ -178,7 +178,7 @@ class RiskFlagChanged(Message):
     strategy_id: StrategyId | None = None
 
 
-class CashAdjusted(Message):
+class CashAdjusted(Message, frozen=True):
     """Cash was deposited or withdrawn through the control plane."""
 
     seq_id: SeqId
@@ -187,7 +187,7 @@ class CashAdjusted(Message):
     balance: Amount
 
 
-class InvariantBroken(Message):
+class InvariantBroken(Message, frozen=True):
     """An invariant failed after an event (published when the policy is `halt` or `log`)."""
 
     seq_id: SeqId

@@ -20,21 +20,21 @@ __all__ = [
 ]
 
 
-class OrderAcceptedReport(Message):
+class OrderAcceptedReport(Message, frozen=True):
     """The venue acknowledged the order and it is working."""
 
     client_order_id: ClientOrderId
     venue_order_id: Id | None = None
 
 
-class OrderRejectedReport(Message):
+class OrderRejectedReport(Message, frozen=True):
     """The venue refused the order."""
 
     client_order_id: ClientOrderId
     reason: Text = ""
 
 
-class FillReport(Message):
+class FillReport(Message, frozen=True):
     """A (partial) execution. `trade_id` is the venue's id, unique per venue: the dedup key."""
 
     client_order_id: ClientOrderId
@@ -47,27 +47,27 @@ class FillReport(Message):
     venue_order_id: Id | None = None
 
 
-class OrderCancelledReport(Message):
+class OrderCancelledReport(Message, frozen=True):
     """The venue cancelled the order (on request or on its own)."""
 
     client_order_id: ClientOrderId
     reason: Text = ""
 
 
-class CancelRejectedReport(Message):
+class CancelRejectedReport(Message, frozen=True):
     """The venue refused a cancel request; the order keeps working."""
 
     client_order_id: ClientOrderId
     reason: Text = ""
 
 
-class OrderExpiredReport(Message):
+class OrderExpiredReport(Message, frozen=True):
     """The venue expired the order (time in force ran out)."""
 
     client_order_id: ClientOrderId
 
 
-class OrderReplacedReport(Message):
+class OrderReplacedReport(Message, frozen=True):
     """The venue applied a replace: the order now has this total quantity and price."""
 
     client_order_id: ClientOrderId
@@ -75,14 +75,14 @@ class OrderReplacedReport(Message):
     price: Price | None = None
 
 
-class ReplaceRejectedReport(Message):
+class ReplaceRejectedReport(Message, frozen=True):
     """The venue refused a replace request; the order keeps its old terms."""
 
     client_order_id: ClientOrderId
     reason: Text = ""
 
 
-class SubmissionUnknownReport(Message):
+class SubmissionUnknownReport(Message, frozen=True):
     """The gateway sent the order but cannot tell whether the venue got it (e.g. a timeout).
 
     The order goes in doubt; only reconciliation (a later report about it) settles it.

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class OrderSnapshot(Message):
+class OrderSnapshot(Message, frozen=True):
     intent: PlaceOrder  # as placed; the terms below may differ after a replace
     venue: VenueId
     quantity: int
@@ -51,7 +51,7 @@ class OrderSnapshot(Message):
     updated_seq_id: SeqId
 
 
-class PositionSnapshot(Message):
+class PositionSnapshot(Message, frozen=True):
     instrument: InstrumentId
     quantity: int  # signed: long > 0, short < 0
     cost: Amount  # signed cost basis of the open quantity, in the quote currency's unit
@@ -59,7 +59,7 @@ class PositionSnapshot(Message):
     fill_quantity_net: int  # sum of signed fill quantities: the position conservation ledger
 
 
-class CashSnapshot(Message):
+class CashSnapshot(Message, frozen=True):
     currency: CurrencyCode
     balance: Amount
     initial: Amount
@@ -69,28 +69,28 @@ class CashSnapshot(Message):
     fees: Amount
 
 
-class ProducerSnapshot(Message):
+class ProducerSnapshot(Message, frozen=True):
     producer_id: Id
     last_seq: int
 
 
-class IdempotencyEntry(Message):
+class IdempotencyEntry(Message, frozen=True):
     key: Id
     payload: Payload
 
 
-class TradeIdEntry(Message):
+class TradeIdEntry(Message, frozen=True):
     venue: VenueId
     trade_id: Id
 
 
-class StrategyRiskSnapshot(Message):
+class StrategyRiskSnapshot(Message, frozen=True):
     strategy_id: StrategyId
     flags: list[RiskFlag]
     recent_order_times_ns: list[int]
 
 
-class CoreSnapshot(Message):
+class CoreSnapshot(Message, frozen=True):
     """Everything the core knows at `seq_id`. Lists are in a canonical order (sorted by key)."""
 
     seq_id: SeqId
