@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from schemas import Envelope, FillBooked, IntentRejected, OrderTransitioned, ReportRefused
 from services.cli.tables import format_table, scaled
-from services.sequencer.checkpoint import write_checkpoint
+from services.sequencer.checkpoint import prune_checkpoints, write_checkpoint
 from services.sequencer.core import CoreConfig, Sequencer, SequencerCore
 from services.sequencer.journal import FsyncPolicy, JournalWriter
 from services.sequencer.trace import TraceWriter
@@ -31,6 +31,8 @@ __all__ = ["ScenarioError", "load_scenario", "register"]
 
 # Big enough that checkpoints cost little; small enough that recovery replays a short suffix.
 DEFAULT_CHECKPOINT_EVERY = 5_000
+# Recovery falls back past a damaged checkpoint to an older one; three gives two fallbacks.
+CHECKPOINTS_KEPT = 3
 
 
 class ScenarioError(Exception):
@@ -119,8 +121,10 @@ def _run(args: argparse.Namespace) -> int:
                     counts["fills"] += 1
             if stamped.seq_id % args.checkpoint_every == 0:
                 write_checkpoint(run_dir / "checkpoints", core)
+                prune_checkpoints(run_dir / "checkpoints", keep=CHECKPOINTS_KEPT)
         journal.sync()
     write_checkpoint(run_dir / "checkpoints", core)
+    prune_checkpoints(run_dir / "checkpoints", keep=CHECKPOINTS_KEPT)
     (run_dir / "trace.jsonl").write_bytes(trace.getvalue())
     snapshot = core.snapshot()
     state_hash = core.state_hash()
