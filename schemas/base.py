@@ -16,6 +16,9 @@ def tag_of(class_name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", class_name).lower()
 
 
+# Every field is always encoded (no omit_defaults): msgspec omits a default only when the value is
+# the very same object, so two equal messages could encode differently and equal states would hash
+# differently. Canonical bytes matter more here than a few bytes per frame.
 class Message(
     msgspec.Struct,
     frozen=True,
@@ -23,7 +26,6 @@ class Message(
     kw_only=True,
     tag_field="type",
     tag=tag_of,
-    omit_defaults=True,  # smaller frames; defaults are part of the contract
     gc=False,  # scalar-only payloads cannot form reference cycles; skipping GC tracking is faster
 ):
     """Base of every message on the wire. Unknown fields are refused; the `type` field tags it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 import msgspec
 
 from schemas.envelope import Envelope
@@ -10,6 +12,7 @@ from schemas.state import CoreSnapshot
 
 __all__ = [
     "DecodeError",
+    "StrictDecoder",
     "canonical_encoder",
     "envelope_decoder",
     "msgpack_encoder",
@@ -18,20 +21,47 @@ __all__ = [
 ]
 
 DecodeError = msgspec.DecodeError
+T = TypeVar("T")
 
 
-def envelope_decoder() -> msgspec.msgpack.Decoder[Envelope]:
+class StrictDecoder(Generic[T]):
+    """A typed msgpack decoder whose every refusal is a `msgspec.DecodeError`.
+
+    msgspec lets invalid UTF-8 in a string escape as `UnicodeDecodeError` (msgspec#714); a
+    receive loop that catches only `DecodeError` would die on one hostile frame. This is the one
+    place that translates it.
+    """
+
+    __slots__ = ("_decode",)
+
+    def __init__(self, type_: type[T]) -> None:
+        self._decode = msgspec.msgpack.Decoder(type_).decode
+
+    def decode(self, frame: bytes | bytearray | memoryview) -> T:
+        """Decode one frame.
+
+        Raises:
+            msgspec.DecodeError: malformed bytes (`msgspec.ValidationError`, a subclass, when
+                the bytes are msgpack but break the schema; its message names the field path).
+        """
+        try:
+            return self._decode(frame)
+        except UnicodeDecodeError as exc:
+            raise msgspec.DecodeError(f"invalid UTF-8 in a string: {exc.reason} at byte {exc.start}") from exc
+
+
+def envelope_decoder() -> StrictDecoder[Envelope]:
     """Typed, strict decoder for inbound envelopes (raises msgspec.ValidationError naming the field)."""
-    return msgspec.msgpack.Decoder(Envelope)
+    return StrictDecoder(Envelope)
 
 
-def output_decoder() -> msgspec.msgpack.Decoder[Output]:
+def output_decoder() -> StrictDecoder[Output]:
     """Typed decoder for the core's published outputs."""
-    return msgspec.msgpack.Decoder(Output)
+    return StrictDecoder(Output)  # type: ignore[arg-type]
 
 
-def snapshot_decoder() -> msgspec.msgpack.Decoder[CoreSnapshot]:
-    return msgspec.msgpack.Decoder(CoreSnapshot)
+def snapshot_decoder() -> StrictDecoder[CoreSnapshot]:
+    return StrictDecoder(CoreSnapshot)
 
 
 def msgpack_encoder() -> msgspec.msgpack.Encoder:

@@ -2,7 +2,9 @@
 
 Evolution rules (held by tests/contracts/test_schema_evolution.py and golden files):
 new fields get defaults, fields are never renamed, reordered in meaning or retyped, tags never
-change. `schema_version` is raised when a new field changes meaning for old readers.
+change. `schema_version` is raised when a new field changes meaning for old readers; producers
+then set it explicitly (a frame without it stays version 1), and readers refuse versions newer
+than their own `SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from schemas.reports import (
     ReplaceRejectedReport,
     SubmissionUnknownReport,
 )
-from schemas.types import Id, ProducerId, SeqId, TimeNs
+from schemas.types import MAX_ID_CHARS, Id, ProducerId, SeqId, TimeNs
 
 __all__ = ["PAYLOAD_SOURCE", "SCHEMA_VERSION", "Envelope", "Payload"]
 
@@ -83,7 +85,7 @@ PAYLOAD_SOURCE: Final[dict[type, Source]] = {
 
 
 class Envelope(
-    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, omit_defaults=True, gc=False
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False
 ):
     """One input to the sequencer.
 
@@ -98,9 +100,11 @@ class Envelope(
     producer_seq: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
     event_time_ns: TimeNs
     payload: Payload
-    venue: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    instrument: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    venue: Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS, description="Venue id, or empty")] = ""
+    instrument: Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS, description="Instrument id, or empty")] = ""
     idempotency_key: Id | None = None
     seq_id: SeqId = 0
     ingest_time_ns: TimeNs = 0
-    schema_version: Annotated[int, msgspec.Meta(ge=1)] = SCHEMA_VERSION
+    # A frame without the field is version 1, forever; a version newer than ours is refused
+    # (strict decoding would refuse its new fields anyway, this says why).
+    schema_version: Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)] = 1

@@ -53,20 +53,26 @@ _CHANNELS: Final[dict[str, tuple[Any, str, str]]] = {
     "envelope.schema.json": (
         Envelope,
         f"tradebus Envelope (inbound, schema_version {SCHEMA_VERSION})",
-        "Every input to the sequencer: market data, venue reports, timers, control commands and "
-        "strategy intents, each carried as the tagged `payload` of one Envelope.",
+        (
+            "Every input to the sequencer: market data, venue reports, timers, control commands and "
+            "strategy intents, each carried as the tagged `payload` of one Envelope."
+        ),
     ),
     "output.schema.json": (
         Output,
         "tradebus Output (published by the sequencer core)",
-        "Everything the sequencer core publishes: the order transition trace, refusals, venue "
-        "commands and bookings. Exactly one tagged struct per message.",
+        (
+            "Everything the sequencer core publishes: the order transition trace, refusals, venue "
+            "commands and bookings. Exactly one tagged struct per message."
+        ),
     ),
     "snapshot.schema.json": (
         CoreSnapshot,
         "tradebus CoreSnapshot (checkpoints and the sync endpoint)",
-        "The core's whole state at one seq_id. Lists are in canonical order (sorted by key); the "
-        "state hash is SHA-256 of its MessagePack encoding with sorted map keys.",
+        (
+            "The core's whole state at one seq_id. Lists are in canonical order (sorted by key); the "
+            "state hash is SHA-256 of its MessagePack encoding with sorted map keys."
+        ),
     ),
 }
 
@@ -82,7 +88,8 @@ def _clean_descriptions(node: Any) -> Any:
     """
     if isinstance(node, dict):
         return {
-            key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
             else _clean_descriptions(value)
             for key, value in node.items()
         }

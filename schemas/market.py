@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from msgspec import Meta
+
 from schemas.base import Message
 from schemas.enums import Side
 from schemas.types import Id, NonNegQuantity, Price, Quantity
@@ -17,7 +21,7 @@ class Bar(Message, frozen=True):
     low: Price
     close: Price
     volume: NonNegQuantity
-    interval_ns: int = 60_000_000_000
+    interval_ns: Annotated[int, Meta(gt=0, le=2**63 - 1, description="Bar length in nanoseconds")] = 60_000_000_000
 
     def __post_init__(self) -> None:
         if self.high < self.low:
@@ -26,8 +30,6 @@ class Bar(Message, frozen=True):
             raise ValueError(f"bar open {self.open} outside [low {self.low}, high {self.high}]")
         if not (self.low <= self.close <= self.high):
             raise ValueError(f"bar close {self.close} outside [low {self.low}, high {self.high}]")
-        if self.interval_ns <= 0:
-            raise ValueError(f"bar interval_ns must be > 0, got {self.interval_ns}")
 
 
 class Trade(Message, frozen=True):

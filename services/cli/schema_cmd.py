@@ -12,7 +12,7 @@ from pathlib import Path
 
 from schemas import jsonschema
 
-__all__ = ["register", "run_export", "run_check"]
+__all__ = ["register", "run_check", "run_export"]
 
 EXIT_OK = 0
 EXIT_DRIFT = 1

@@ -21,7 +21,6 @@ import pytest
 
 from schemas import (
     AdjustCash,
-    Bar,
     CancelRejectedReport,
     CoreSnapshot,
     Envelope,
@@ -239,11 +238,26 @@ def validate(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str
         SchemaViolation: naming the path, on the first violation.
         AssertionError: on a keyword this validator does not implement (never silently skip).
     """
-    unknown = set(schema) - _ANNOTATIONS - {
-        "$ref", "anyOf", "type", "enum", "properties", "required", "additionalProperties",
-        "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "items",
-        "propertyNames",
-    }
+    unknown = (
+        set(schema)
+        - _ANNOTATIONS
+        - {
+            "$ref",
+            "anyOf",
+            "type",
+            "enum",
+            "properties",
+            "required",
+            "additionalProperties",
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "minLength",
+            "maxLength",
+            "items",
+            "propertyNames",
+        }
+    )
     assert not unknown, f"validator does not implement {sorted(unknown)} (at {path})"
     if "$ref" in schema:
         ref = schema["$ref"]
@@ -325,8 +339,7 @@ def _real_run() -> tuple[list[Envelope], list[Output], CoreSnapshot]:
     sc.reject("c3")
     sc.report(OrderCancelledReport(client_order_id="nope"))  # unknown order: refused
     sc.place("c4", side="sell", quantity=10**12)  # more than held: rejected
-    sc.emit(SetRiskFlag(strategy_id="s1", flag=RiskFlag.REDUCE_ONLY, enabled=True, reason="r"),
-            producer="strategy-s1")
+    sc.emit(SetRiskFlag(strategy_id="s1", flag=RiskFlag.REDUCE_ONLY, enabled=True, reason="r"), producer="strategy-s1")
     sc.emit(NoOp(strategy_id="s1"), producer="strategy-s1", idempotency_key="noop-1")
     sc.emit(HaltTrading(reason="drill"), producer="control")
     sc.emit(ResumeTrading(reason="drill over"), producer="control")
@@ -367,8 +380,16 @@ def test_real_outputs_validate(real_run: tuple[list[Envelope], list[Output], Cor
     kinds = {type(out).__name__ for out in outputs}
     # The run is built to reach most outputs; if the core stops emitting one, widen the run.
     assert kinds >= {
-        "OrderTransitioned", "SubmitOrder", "FillBooked", "DuplicateDropped", "IntentRejected",
-        "ReportRefused", "RequestCancel", "RequestReplace", "RiskFlagChanged", "CashAdjusted",
+        "OrderTransitioned",
+        "SubmitOrder",
+        "FillBooked",
+        "DuplicateDropped",
+        "IntentRejected",
+        "ReportRefused",
+        "RequestCancel",
+        "RequestReplace",
+        "RiskFlagChanged",
+        "CashAdjusted",
         "ProducerGap",
     }, kinds
 
