@@ -49,6 +49,7 @@ class OrderSnapshot(Message, frozen=True):
     replace_price: Price | None
     created_seq_id: SeqId
     updated_seq_id: SeqId
+    reserve_price: Price | None = None  # what the no-margin cash check holds this order at
 
 
 class PositionSnapshot(Message, frozen=True):

@@ -55,7 +55,11 @@ def demo_config(**overrides: Any) -> CoreConfig:
     PRES-YES: a binary contract priced in cents within (0, 1), whole contracts.
     """
     base: dict[str, Any] = dict(
-        currencies={"USD": CurrencySpec(decimals=6), "BTC": CurrencySpec(decimals=8)},
+        currencies={
+            "USD": CurrencySpec(decimals=6),
+            "BTC": CurrencySpec(decimals=8),
+            "PRES": CurrencySpec(decimals=0),  # whole contracts of the prediction market
+        },
         venues={
             "SIM": VenueSpec(
                 order_types=("market", "limit", "stop", "stop_limit"),
@@ -74,7 +78,7 @@ def demo_config(**overrides: Any) -> CoreConfig:
             "BTC-USD": InstrumentSpec(
                 venue="SIM", base="BTC", quote="USD", price_decimals=2, size_decimals=4, tick_size=1, lot_size=1
             ),
-            "PRES-YES": InstrumentSpec(venue="PM", base="USD", quote="USD", price_decimals=2, size_decimals=0),
+            "PRES-YES": InstrumentSpec(venue="PM", base="PRES", quote="USD", price_decimals=2, size_decimals=0),
         },
         account=AccountConfig(initial_cash={"USD": 1_000_000 * 10**6}),
         risk=RiskConfig(),

@@ -138,6 +138,12 @@ class CoreConfig(_Strict):
                     f"{inst.price_decimals + inst.size_decimals} exceeds {inst.quote} decimals "
                     f"{quote_decimals}; notionals would not be exact"
                 )
+            base_decimals = self.currencies[inst.base].decimals
+            if inst.size_decimals > base_decimals:
+                raise ValueError(
+                    f"instruments.{name}: size_decimals {inst.size_decimals} exceeds {inst.base} decimals "
+                    f"{base_decimals}; a position would not convert exactly to its base currency"
+                )
         for code in self.account.initial_cash:
             if code not in self.currencies:
                 raise ValueError(f"account.initial_cash: unknown currency {code!r}")

@@ -39,6 +39,7 @@ from services.sequencer.core.lifecycle import OrderLifecycle, Touched
 from services.sequencer.core.portfolio import Portfolio
 from services.sequencer.core.refusals import clip, differences, drop_duplicate, refuse_report
 from services.sequencer.core.reports import REPORT_EVENTS, ReportHandler
+from services.sequencer.core.risk import check_withdrawal
 from services.sequencer.core.rules import compile_rules
 
 __all__ = ["SequencerCore"]
@@ -65,13 +66,10 @@ class SequencerCore:
             {name: r.notional_scale for name, r in self._rules.items()},
         )
         self.book = Book(portfolio)
-        instruments_by_quote: dict[str, list[str]] = {c: [] for c in sorted(config.currencies)}
-        for name, r in self._rules.items():
-            instruments_by_quote[r.quote].append(name)
         self._touched = Touched()
         self._lifecycle = OrderLifecycle(self.book, self._rules, self._touched)
         self._invariants = InvariantChecker(
-            self.book, self._touched, config.invariant_policy, self._margin, instruments_by_quote
+            self.book, self._touched, config.invariant_policy, self._margin, self._rules
         )
         intents = IntentHandler(self.book, self._rules, config, self._lifecycle)
         reports = ReportHandler(self.book, self._rules, self._window, self._lifecycle)
@@ -251,14 +249,11 @@ class SequencerCore:
         if cash is None:
             refuse_report(env, RefusalReason.UNKNOWN_CURRENCY, f"currency {cmd.currency!r}", out)
             return
-        if not self._margin and cash.balance + cmd.amount < 0:
-            refuse_report(
-                env,
-                RefusalReason.INSUFFICIENT_CASH,
-                f"amount {cmd.amount} would leave {cmd.currency} balance {cash.balance + cmd.amount}",
-                out,
-            )
-            return
+        if not self._margin:
+            refusal = check_withdrawal(self.book, self._rules, self.config.risk, cmd.currency, cmd.amount)
+            if refusal is not None:
+                refuse_report(env, RefusalReason.INSUFFICIENT_CASH, refusal[1], out)
+                return
         balance = self.book.portfolio.adjust_cash(cmd.currency, cmd.amount)
         self._touched.currencies.add(cmd.currency)
         out.append(CashAdjusted(seq_id=env.seq_id, currency=cmd.currency, amount=cmd.amount, balance=balance))

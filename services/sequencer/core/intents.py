@@ -17,7 +17,7 @@ from services.sequencer.core.errors import IllegalTransition
 from services.sequencer.core.lifecycle import OrderLifecycle
 from services.sequencer.core.orders import Order
 from services.sequencer.core.refusals import differences, drop_duplicate, reject_intent
-from services.sequencer.core.risk import check_place, check_replace
+from services.sequencer.core.risk import check_place, check_replace, reference_price
 from services.sequencer.core.rules import InstrumentRules
 
 __all__ = ["IntentHandler"]
@@ -79,6 +79,7 @@ class IntentHandler:
             return
         seq = env.seq_id
         order = Order.place(intent, rules.venue, seq)
+        order.reserve_price = reference_price(book, intent)
         book.orders[cid] = order
         book.open_orders[cid] = order
         strat = book.strategy(intent.strategy_id)
@@ -173,7 +174,7 @@ class IntentHandler:
         if quantity == order.quantity and price == order.price:
             reject_intent(env, intent, RejectReason.NOTHING_TO_CHANGE, "quantity and price unchanged", out)
             return
-        refusal = check_replace(self._book, rules, self._risk, order.filled_quantity, quantity, price)
+        refusal = check_replace(self._book, rules, self._rules, self._risk, self._margin, order, quantity, price)
         if refusal is not None:
             reject_intent(env, intent, refusal[0], refusal[1], out)
             return

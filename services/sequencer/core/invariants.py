@@ -3,11 +3,16 @@
 Only what the event touched is checked, so the cost follows the event, not the book size:
 orders (terminal is final, fills monotonic and within quantity, remaining never grows except by
 a replace, no fill before acceptance, pending states know their origin), positions (position ==
-signed fills booked == signed fills through orders; no short without margin) and cash (balance ==
-its ledger; cost basis - realized == bought - sold; no negative balance without margin).
+signed fills booked == signed fills through orders) and cash (balance == its ledger; cost basis -
+realized == bought - sold).
 
-Policy: `raise` (tests; a broken invariant is our bug and the process stops), `halt` (publish,
-then refuse new orders), `log` (publish and carry on).
+Policy for those: `raise` (tests; a broken invariant is our bug and the process stops), `halt`
+(publish, then refuse new orders), `log` (publish and carry on).
+
+Exposure checks are different: no short and no negative holdings without margin. The pre-trade
+guards keep our own intents inside them, so a breach means a venue's fill took the account there
+(a late fill after a cancel, a fee the reserve did not cover). A fill is a fact, so it is booked;
+the breach is published and trading halts, whatever the policy.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from services.sequencer.core.lifecycle import Touched
 from services.sequencer.core.order_machine import PENDING_STATES, TERMINAL_STATES
 from services.sequencer.core.orders import Order
 from services.sequencer.core.refusals import clip
+from services.sequencer.core.rules import InstrumentRules
+
+_HALT = RiskFlag.HALT
 
 __all__ = ["InvariantChecker"]
 
@@ -28,7 +36,7 @@ __all__ = ["InvariantChecker"]
 class InvariantChecker:
     """Checks what `Touched` names, clears it, and applies the policy."""
 
-    __slots__ = ("_book", "_instruments_by_quote", "_margin", "_policy", "_touched")
+    __slots__ = ("_book", "_instruments_by_base", "_instruments_by_quote", "_margin", "_policy", "_touched")
 
     def __init__(
         self,
@@ -36,17 +44,23 @@ class InvariantChecker:
         touched: Touched,
         policy: InvariantPolicy,
         margin: bool,
-        instruments_by_quote: dict[str, list[str]],
+        rules: dict[str, InstrumentRules],
     ) -> None:
         self._book = book
         self._touched = touched
         self._policy = policy
         self._margin = margin
-        self._instruments_by_quote = instruments_by_quote
+        currencies = sorted(book.portfolio.cash)
+        self._instruments_by_quote: dict[str, list[str]] = {c: [] for c in currencies}
+        self._instruments_by_base: dict[str, list[tuple[str, int]]] = {c: [] for c in currencies}
+        for name, r in rules.items():
+            self._instruments_by_quote[r.quote].append(name)
+            self._instruments_by_base[r.base].append((name, r.base_unit_scale))
 
     def check(self, seq: int, out: list[Output]) -> None:
         """Section 5.1 invariants on what this event touched; then the policy decides."""
-        broken: list[tuple[str, str]] = []
+        broken: list[tuple[str, str]] = []  # our bug: the policy decides
+        exposed: list[tuple[str, str]] = []  # a venue's fill took the account where it may not go
         touched = self._touched.orders
         if touched:
             replaced = self._touched.replaced
@@ -65,9 +79,11 @@ class InvariantChecker:
             if replaced:
                 replaced.clear()
         if self._touched.instruments:
-            self._check_positions(broken)
+            self._check_positions(broken, exposed)
         if self._touched.currencies:
-            self._check_cash(broken)
+            self._check_cash(broken, exposed)
+        if exposed:
+            self._halt_on_exposure(seq, exposed, out)
         if not broken:
             return
         if self._policy == "raise":
@@ -75,11 +91,21 @@ class InvariantChecker:
             raise InvariantViolation(name, detail, seq)
         for name, detail in broken:
             out.append(InvariantBroken(seq_id=seq, invariant=name, detail=clip(detail)))
-        if self._policy == "halt" and not self._book.halted:
+        if self._policy == "halt":
+            self._halt(seq, "invariant broken: trading halted", out)
+
+    def _halt_on_exposure(self, seq: int, exposed: list[tuple[str, str]], out: list[Output]) -> None:
+        """A fill is a fact at the venue, so it is booked, never refused or raised over: raising
+        would stop the sequencer on the same journal record at every restart. The account is
+        somewhere a no-margin account may not be, so trading halts until an operator resumes it."""
+        for name, detail in exposed:
+            out.append(InvariantBroken(seq_id=seq, invariant=name, detail=clip(detail)))
+        self._halt(seq, "exposure without margin: trading halted", out)
+
+    def _halt(self, seq: int, reason: str, out: list[Output]) -> None:
+        if not self._book.halted:
             self._book.halted = True
-            out.append(
-                RiskFlagChanged(seq_id=seq, flag=RiskFlag.HALT, enabled=True, reason="invariant broken: trading halted")
-            )
+            out.append(RiskFlagChanged(seq_id=seq, flag=_HALT, enabled=True, reason=reason))
 
     @staticmethod
     def _diagnose_order(
@@ -100,7 +126,7 @@ class InvariantChecker:
         if o.pending_from is None and o.state in PENDING_STATES:
             broken.append(("pending_has_origin", f"order {o.client_order_id!r} in {o.state} without pending_from"))
 
-    def _check_positions(self, broken: list[tuple[str, str]]) -> None:
+    def _check_positions(self, broken: list[tuple[str, str]], exposed: list[tuple[str, str]]) -> None:
         positions = self._book.portfolio.positions
         order_fill_net = self._book.order_fill_net
         for inst in self._touched.instruments:
@@ -114,10 +140,10 @@ class InvariantChecker:
                     )
                 )
             if pos.quantity < 0 and not self._margin:
-                broken.append(("no_short_without_margin", f"{inst}: position {pos.quantity}"))
+                exposed.append(("no_short_without_margin", f"{inst}: position {pos.quantity}"))
         self._touched.instruments.clear()
 
-    def _check_cash(self, broken: list[tuple[str, str]]) -> None:
+    def _check_cash(self, broken: list[tuple[str, str]], exposed: list[tuple[str, str]]) -> None:
         portfolio = self._book.portfolio
         positions = portfolio.positions
         for ccy in self._touched.currencies:
@@ -134,6 +160,13 @@ class InvariantChecker:
                 broken.append(
                     ("cost_conservation", f"{ccy}: cost - realized {basis} != bought - sold {cash.bought - cash.sold}")
                 )
-            if cash.balance < 0 and not self._margin:
-                broken.append(("no_negative_balance_without_margin", f"{ccy}: balance {cash.balance}"))
+            if not self._margin:
+                # A currency that is some instrument's base is also held as that position.
+                held = cash.balance
+                for inst, unit in self._instruments_by_base[ccy]:
+                    pos = positions.get(inst)
+                    if pos is not None:
+                        held += pos.quantity * unit
+                if held < 0:
+                    exposed.append(("no_negative_balance_without_margin", f"{ccy}: holdings {held}"))
         self._touched.currencies.clear()

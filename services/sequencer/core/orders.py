@@ -37,6 +37,9 @@ class Order(msgspec.Struct, gc=False):
     venue_order_id: str | None = None
     replace_quantity: int | None = None
     replace_price: int | None = None
+    # Price the no-margin cash check valued this order at (limit, stop, or last price for a
+    # market order), fixed when placed so a moving market cannot free cash it still needs.
+    reserve_price: int | None = None
 
     @classmethod
     def place(cls, intent: PlaceOrder, venue: str, seq_id: int) -> Order:
@@ -72,6 +75,7 @@ class Order(msgspec.Struct, gc=False):
             venue_order_id=self.venue_order_id,
             replace_quantity=self.replace_quantity,
             replace_price=self.replace_price,
+            reserve_price=self.reserve_price,
             created_seq_id=self.created_seq_id,
             updated_seq_id=self.updated_seq_id,
         )
@@ -89,5 +93,6 @@ class Order(msgspec.Struct, gc=False):
         order.venue_order_id = snap.venue_order_id
         order.replace_quantity = snap.replace_quantity
         order.replace_price = snap.replace_price
+        order.reserve_price = snap.reserve_price
         order.updated_seq_id = snap.updated_seq_id
         return order

@@ -112,6 +112,7 @@ class ReportHandler:
             order.quantity = report.quantity
             if report.price is not None:
                 order.price = report.price
+                order.reserve_price = report.price
             order.replace_quantity = None
             order.replace_price = None
             self._touched.replaced.add(order.client_order_id)
@@ -174,6 +175,7 @@ class ReportHandler:
         self._touched.instruments.add(order.instrument)
         self._touched.currencies.add(rules.quote)
         self._touched.currencies.add(fee_currency)
+        self._touched.currencies.add(rules.base)  # held as the position: see invariants
         self._lifecycle.transition(order, event, seq, out)
         out.append(
             FillBooked(

@@ -11,9 +11,19 @@ from schemas.enums import OrderType, RejectReason, RiskFlag, TimeInForce
 from schemas.intents import PlaceOrder
 from services.sequencer.core.book import Book
 from services.sequencer.core.config import RiskConfig
+from services.sequencer.core.orders import Order
 from services.sequencer.core.rules import InstrumentRules
 
-__all__ = ["Refusal", "check_place", "check_replace", "check_terms"]
+__all__ = [
+    "Refusal",
+    "check_place",
+    "check_replace",
+    "check_terms",
+    "check_withdrawal",
+    "committed_buy_cash",
+    "free_position",
+    "reference_price",
+]
 
 Refusal = tuple[RejectReason, str]
 
@@ -48,7 +58,7 @@ def check_terms(rules: InstrumentRules, quantity: int, price: int | None) -> Ref
     return None
 
 
-def _reference_price(book: Book, intent: PlaceOrder) -> int | None:
+def reference_price(book: Book, intent: PlaceOrder) -> int | None:
     """The price used for notional and band checks: the order's own, else the last trade."""
     if intent.price is not None:
         return intent.price
@@ -104,7 +114,7 @@ def check_place(
         refusal = check_terms(rules, qty, intent.stop_price)
     if refusal is not None:
         return refusal
-    ref = _reference_price(book, intent)
+    ref = reference_price(book, intent)
     notional = None if ref is None else abs(ref) * qty * rules.notional_scale
     if rules.min_notional and notional is not None and notional < rules.min_notional:
         return RejectReason.MIN_NOTIONAL, f"notional {notional} < min_notional {rules.min_notional}"
@@ -171,6 +181,30 @@ def check_place(
     return _check_balance(book, rules, all_rules, risk, intent, held, ref)
 
 
+def committed_buy_cash(book: Book, all_rules: dict[str, InstrumentRules], currency: str, fee_bps: int) -> int:
+    """Cash the open buys in `currency` may still spend: reserve price x remaining, plus fees.
+
+    Each order is valued at the price fixed when it was placed (its limit or stop price, or the
+    last price for a market order), so a moving market cannot free cash an order still needs.
+    """
+    committed = 0
+    for o in book.open_orders.values():
+        if o.is_buy:
+            rules = all_rules[o.instrument]
+            if rules.quote == currency:
+                committed += abs(o.reserve_price or 0) * o.remaining * rules.notional_scale
+    return committed + committed * fee_bps // 10_000
+
+
+def free_position(book: Book, rules: InstrumentRules, held: int) -> int:
+    """What a no-margin account may still sell: the position, less fees owed in the base
+    currency (rounded against us), less the open sells."""
+    base_cash = book.portfolio.cash[rules.base].balance
+    owed = base_cash // rules.base_unit_scale if base_cash < 0 else 0  # floor: a part unit counts whole
+    selling = sum(o.remaining for o in book.open_orders.values() if not o.is_buy and o.instrument == rules.instrument)
+    return held + owed - selling
+
+
 def _check_balance(
     book: Book,
     rules: InstrumentRules,
@@ -185,33 +219,35 @@ def _check_balance(
     if intent.side == "buy":
         if ref is None:
             return RejectReason.NO_REFERENCE_PRICE, f"no price to value a market buy on {intent.instrument}"
-        committed = 0
-        for o in book.open_orders.values():
-            if o.is_buy and all_rules[o.instrument].quote == rules.quote:
-                px = o.price if o.price is not None else book.last_prices.get(o.instrument, 0)
-                committed += abs(px) * o.remaining * all_rules[o.instrument].notional_scale
         need = abs(ref) * qty * rules.notional_scale
         need += need * risk.reserve_fee_bps // 10_000
-        free = book.portfolio.cash[rules.quote].balance - committed
+        free = book.portfolio.cash[rules.quote].balance - committed_buy_cash(
+            book, all_rules, rules.quote, risk.reserve_fee_bps
+        )
         if need > free:
             return RejectReason.INSUFFICIENT_CASH, f"buy needs {need} {rules.quote}, free cash is {free}"
         return None
-    selling = sum(
-        o.remaining for o in book.open_orders.values() if not o.is_buy and o.instrument == intent.instrument
-    )
-    free_position = held - selling
-    if qty > free_position:
+    available = free_position(book, rules, held)
+    if qty > available:
         return (
             RejectReason.INSUFFICIENT_POSITION,
-            f"sell of {qty} exceeds free position {free_position} on {intent.instrument} (no margin)",
+            f"sell of {qty} exceeds free position {available} on {intent.instrument} (no margin)",
         )
     return None
 
 
 def check_replace(
-    book: Book, rules: InstrumentRules, risk: RiskConfig, filled: int, quantity: int, price: int | None
+    book: Book,
+    rules: InstrumentRules,
+    all_rules: dict[str, InstrumentRules],
+    risk: RiskConfig,
+    margin: bool,
+    order: Order,
+    quantity: int,
+    price: int | None,
 ) -> Refusal | None:
-    """Checks for new terms of a working order."""
+    """Checks for new terms of a working order, including what they newly commit."""
+    filled = order.filled_quantity
     if quantity <= filled:
         return RejectReason.NOTHING_TO_CHANGE, f"quantity {quantity} <= already filled {filled}"
     refusal = check_terms(rules, quantity, price)
@@ -224,4 +260,38 @@ def check_replace(
                 RejectReason.MAX_ORDER_NOTIONAL,
                 f"notional {notional} > max_order_notional {rules.max_order_notional}",
             )
+    if margin:
+        return None
+    remaining = quantity - filled
+    if order.is_buy:
+        reserve = abs(price if price is not None else order.reserve_price or 0)
+        extra = reserve * remaining - abs(order.reserve_price or 0) * order.remaining
+        extra *= rules.notional_scale
+        extra += extra * risk.reserve_fee_bps // 10_000
+        if extra > 0:
+            free = book.portfolio.cash[rules.quote].balance - committed_buy_cash(
+                book, all_rules, rules.quote, risk.reserve_fee_bps
+            )
+            if extra > free:
+                return RejectReason.INSUFFICIENT_CASH, f"new terms need {extra} more {rules.quote}, free cash is {free}"
+        return None
+    position = book.portfolio.positions.get(order.instrument)
+    available = free_position(book, rules, position.quantity if position is not None else 0)
+    if remaining - order.remaining > available:
+        return (
+            RejectReason.INSUFFICIENT_POSITION,
+            f"selling {remaining - order.remaining} more exceeds free position {available} (no margin)",
+        )
+    return None
+
+
+def check_withdrawal(
+    book: Book, all_rules: dict[str, InstrumentRules], risk: RiskConfig, currency: str, amount: int
+) -> Refusal | None:
+    """Without margin, a withdrawal may not take cash the open buys still need."""
+    if amount >= 0:
+        return None
+    free = book.portfolio.cash[currency].balance - committed_buy_cash(book, all_rules, currency, risk.reserve_fee_bps)
+    if -amount > free:
+        return RejectReason.INSUFFICIENT_CASH, f"withdrawal of {-amount} {currency} exceeds free cash {free}"
     return None

@@ -22,6 +22,7 @@ class InstrumentRules:
     base: str
     quote: str
     notional_scale: int  # price x quantity x notional_scale = quote currency units
+    base_unit_scale: int  # quantity x base_unit_scale = base currency units
     tick_size: int
     lot_size: int
     min_notional: int
@@ -66,6 +67,7 @@ def compile_rules(config: CoreConfig) -> dict[str, InstrumentRules]:
             base=inst.base,
             quote=inst.quote,
             notional_scale=10 ** (quote_decimals - inst.price_decimals - inst.size_decimals),
+            base_unit_scale=10 ** (config.currencies[inst.base].decimals - inst.size_decimals),
             tick_size=inst.tick_size,
             lot_size=inst.lot_size,
             min_notional=inst.min_notional,
