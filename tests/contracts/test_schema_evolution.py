@@ -1,16 +1,30 @@
 """Schema evolution (RELIABILITY E3): what version 1 wrote, today's decoders still read the same way.
 
-The golden files in golden/wire/ are MessagePack frames written once, by make_golden.py, from the
-cases below, and never rewritten. Each must decode with today's decoders to exactly the struct
-this file builds for it, and today's encoder must give back the very same bytes. So:
+The golden files in golden/wire/ are MessagePack frames written by make_golden.py from the cases
+below, and never rewritten (v1 was re-recorded once, before it shipped, when the schemas stopped
+omitting defaults; that was the last time). Two kinds of frame:
+
+- `<channel>.<tag>.msgpack`: what tradebus's own encoder writes. Every field is on the wire,
+  defaults included, set away from its default where the type allows;
+- `<channel>.<tag>.minimal.msgpack` (envelopes only): what a producer in another language that
+  sends only the required fields writes. Built from a plain map, not a struct, so it proves that
+  every absent optional field decodes to its v1 default.
+
+Each frame must decode with today's decoders to exactly the struct this file builds for it, and
+today's encoder must give back the same bytes, less the fields added since v1 (ADDED_AFTER_V1).
+So:
 
 - a renamed field, a changed tag or a new required field: the frame no longer decodes;
 - a changed type (int -> Decimal, str -> enum of other values): the value or the bytes differ;
-- a changed default: the `.minimal` frames (defaults omitted on the wire) decode differently;
-- reordered fields: the re-encoded bytes differ.
+- a changed default: the `.minimal` frames decode to a different struct;
+- reordered fields: the re-encoded bytes differ;
+- a new field with a default that is not in ADDED_AFTER_V1, not last, or not at the default
+  recorded there: the re-encoded bytes differ.
 
-Allowed evolution (a new field with a default, appended) passes: the default is omitted on the
-wire, so the old frames still decode and re-encode byte for byte.
+Allowed evolution (a new field with a default, appended, recorded in ADDED_AFTER_V1) passes:
+old frames decode with the default filled in, and today's encoding of them is the v1 frame plus
+the new field at the end. test_the_golden_check_tells_allowed_from_breaking_changes proves both
+halves on a toy struct.
 
 Adding a message type: add its cases here, run make_golden.py (it writes only missing files),
 commit the new .msgpack files. Changing an existing case is never right: the frames are history.
@@ -18,8 +32,10 @@ commit the new .msgpack files. Changing an existing case is never right: the fra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import pytest
@@ -372,6 +388,7 @@ _SNAPSHOT: Final = CoreSnapshot(
             replace_price=PX - 200,
             created_seq_id=2,
             updated_seq_id=40,
+            reserve_price=PX - 100,
         ),
     ],
     positions=[
@@ -419,11 +436,20 @@ def _cases() -> dict[str, tuple[str, Any]]:
 
 GOLDEN_CASES: Final = _cases()
 
-# Fields that no v1 frame carries, each with the reason. A field added after v1 is listed here
-# with the version that added it (or gets a golden case of its own): the addition is on record.
-NOT_IN_V1_FRAMES: Final[dict[str, frozenset[str]]] = {
-    "Envelope": frozenset({"schema_version"}),  # 1 is its default, so a v1 frame never carries it
-}
+
+class Added(NamedTuple):
+    """A field added after v1: the default a v1 frame (which lacks it) stands for, and why."""
+
+    default: Any
+    note: str
+
+
+# Fields added after v1, by class name, in declaration order. v1 frames lack them; decoding fills
+# in the default, and today's encoder appends them, so the golden check takes them off again and
+# requires that they come last and carry the default recorded here (changing a recorded default
+# changes what every old frame means). Write down the version or change that added each, e.g.
+#     "Envelope": {"priority": Added(0, "tradebus 0.4: scheduling hint; 0 = as before")},
+ADDED_AFTER_V1: Final[dict[str, dict[str, Added]]] = {}
 
 _DECODERS: Final = {
     "envelope": envelope_decoder(),
@@ -433,18 +459,147 @@ _DECODERS: Final = {
 _ENCODER: Final = msgpack_encoder()
 
 
+def _without_later_fields(value: Any, raw: Any, added: dict[str, dict[str, Added]], where: str) -> Any:
+    """`raw` (today's encoding of `value`, decoded to builtins) less the fields added after v1.
+
+    Raises:
+        AssertionError: an added field is not after every v1 field, or not at its recorded default.
+    """
+    if isinstance(value, msgspec.Struct):
+        later = added.get(type(value).__name__, {})
+        keys = list(raw)
+        tail = keys[len(keys) - len(later) :] if later else []
+        assert set(tail) == set(later), (
+            f"{where}: {type(value).__name__} must end with the fields added after v1 {sorted(later)}, got {keys}"
+        )
+        out: dict[str, Any] = {}
+        fields = {f.encode_name: f.name for f in msgspec.structs.fields(value)}
+        for key, item in raw.items():
+            if key in later:
+                recorded = msgspec.to_builtins(later[key].default)
+                assert item == recorded, f"{where}.{key}: a v1 frame stands for {recorded!r}, today gives {item!r}"
+            elif key in fields:
+                out[key] = _without_later_fields(getattr(value, fields[key]), item, added, f"{where}.{key}")
+            else:  # the tag
+                out[key] = item
+        return out
+    if isinstance(value, (list, tuple)):
+        return [
+            _without_later_fields(v, r, added, f"{where}[{i}]") for i, (v, r) in enumerate(zip(value, raw, strict=True))
+        ]
+    if isinstance(value, dict):
+        return {key: _without_later_fields(value[key], raw[key], added, f"{where}.{key}") for key in raw}
+    return raw
+
+
+def v1_encoding(struct: Any, added: dict[str, dict[str, Added]] = ADDED_AFTER_V1) -> bytes:
+    """What v1 wrote for `struct`: today's encoding with the fields added since taken off."""
+    frame = _ENCODER.encode(struct)
+    raw = msgspec.msgpack.decode(frame)
+    v1 = _without_later_fields(struct, raw, added, "$")
+    return frame if v1 == raw else msgspec.msgpack.encode(v1)
+
+
+def minimal_encoding(struct: Any) -> bytes:
+    """What a producer that sends only required fields writes for `struct`: a plain map with the
+    tag and the required fields (of the envelope and of its payload), encoded without a struct."""
+
+    def required_only(value: Any) -> dict[str, Any]:
+        info = msgspec.inspect.type_info(type(value))
+        assert isinstance(info, msgspec.inspect.StructType)
+        keep = {f.encode_name for f in info.fields if f.required} | {info.tag_field}
+        out = {key: item for key, item in msgspec.to_builtins(value).items() if key in keep}
+        if "payload" in out:
+            out["payload"] = required_only(value.payload)
+        return out
+
+    return msgspec.msgpack.encode(required_only(struct))
+
+
+def golden_frame(name: str) -> bytes:
+    """The bytes golden file `name` holds (make_golden.py writes exactly these)."""
+    _, struct = GOLDEN_CASES[name]
+    return minimal_encoding(struct) if ".minimal." in name else v1_encoding(struct)
+
+
+def check_golden(
+    frame: bytes,
+    decoded: Any,
+    expected: Any,
+    *,
+    minimal: bool,
+    added: dict[str, dict[str, Added]] = ADDED_AFTER_V1,
+) -> None:
+    """A golden frame, decoded by today's decoder, still means what v1 meant.
+
+    Raises:
+        AssertionError: naming what changed.
+    """
+    assert type(decoded) is type(expected), f"decodes to {type(decoded).__name__}, v1 meant {type(expected).__name__}"
+    assert decoded == expected, f"decodes to {decoded!r}, v1 meant {expected!r}"
+    # Equality alone would let int -> Decimal through (Decimal(5) == 5) and says nothing about
+    # field order; the wire bytes say both.
+    if minimal:
+        # Every optional field took its default, of the same type as v1's (the bytes say so), and
+        # the required fields re-encode to this frame.
+        assert _ENCODER.encode(decoded) == _ENCODER.encode(expected), "a field's type or a default's type changed"
+        assert minimal_encoding(decoded) == frame, "the required fields re-encode differently"
+    else:
+        assert v1_encoding(decoded, added) == frame, "today's encoding differs from v1's"
+
+
+def _structs_on_wire(value: Any, raw: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Every struct in `value`, nested ones too, with its map in `raw` (the frame, decoded untyped)."""
+    if isinstance(value, msgspec.Struct):
+        yield value, raw
+        for f in msgspec.structs.fields(value):
+            if f.encode_name in raw:
+                yield from _structs_on_wire(getattr(value, f.name), raw[f.encode_name])
+    elif isinstance(value, (list, tuple)):
+        for item, raw_item in zip(value, raw, strict=True):
+            yield from _structs_on_wire(item, raw_item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _structs_on_wire(item, raw[key])
+
+
+def _reachable_structs() -> set[type]:
+    """Every struct type reachable from the three channels."""
+    found: set[type] = set()
+
+    def walk(t: msgspec.inspect.Type) -> None:
+        if isinstance(t, msgspec.inspect.StructType):
+            if t.cls not in found:
+                found.add(t.cls)
+                for f in t.fields:
+                    walk(f.type)
+        elif isinstance(t, msgspec.inspect.Metadata):
+            walk(t.type)
+        elif isinstance(t, msgspec.inspect.UnionType):
+            for member in t.types:
+                walk(member)
+        elif isinstance(t, msgspec.inspect.ListType):
+            walk(t.item_type)
+        elif isinstance(t, msgspec.inspect.DictType):
+            walk(t.value_type)
+
+    for root in (Envelope, Output, CoreSnapshot):
+        walk(msgspec.inspect.type_info(root))
+    return found
+
+
+def _encode_names(cls: type, *, required: bool = False) -> set[str]:
+    return {f.encode_name for f in msgspec.structs.fields(cls) if f.required or not required}
+
+
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
 def test_golden_frame_decodes_to_the_v1_struct(name: str) -> None:
     channel, expected = GOLDEN_CASES[name]
     path = GOLDEN_DIR / name
     assert path.is_file(), f"{path} is missing; {REGENERATE}"
     frame = path.read_bytes()
-    decoded = _DECODERS[channel].decode(frame)
-    assert type(decoded) is type(expected)
-    assert decoded == expected
-    # Equality alone would let int -> Decimal through (Decimal(5) == 5) and says nothing about
-    # field order; the wire bytes say both.
-    assert _ENCODER.encode(decoded) == frame, f"{name}: today's encoding differs from v1's"
+    check_golden(frame, _DECODERS[channel].decode(frame), expected, minimal=".minimal." in name)
+    assert golden_frame(name) == frame, f"{name}: the case no longer encodes to the v1 frame"
 
 
 def test_every_message_type_has_golden_frames() -> None:
@@ -461,28 +616,103 @@ def test_every_message_type_has_golden_frames() -> None:
 
 
 def test_every_field_is_held_by_a_golden_frame() -> None:
-    """Each field of each message type appears in at least one frame, so its name and type are
-    pinned; a field added later must be written down in NOT_IN_V1_FRAMES (or get a new case).
-    The minimal frames carry exactly the required fields: everything else is a v1 default."""
-    seen: dict[type, set[str]] = {}
+    """Every struct on any channel, nested ones too, appears in a full frame that carries every
+    field v1 had (so each name and type is pinned), and only the fields added since are missing.
+    A minimal frame carries exactly the required fields: everything else is a v1 default."""
+    seen: set[type] = set()
     for name, (_, expected) in GOLDEN_CASES.items():
         on_wire = msgspec.msgpack.decode((GOLDEN_DIR / name).read_bytes())
-        pairs = [(expected, on_wire)]
-        if isinstance(expected, Envelope):
-            pairs.append((expected.payload, on_wire["payload"]))
-        for struct, raw in pairs:
+        for struct, raw in _structs_on_wire(expected, on_wire):
+            cls = type(struct)
             keys = set(raw) - {"type"}
-            seen.setdefault(type(struct), set()).update(keys)
             if ".minimal." in name:
-                required = {f.encode_name for f in msgspec.inspect.type_info(type(struct)).fields if f.required}
-                assert keys == required, (name, type(struct).__name__, keys ^ required)
-    for cls, keys in seen.items():
-        fields = {f.encode_name for f in msgspec.inspect.type_info(cls).fields}
-        expected_keys = fields - NOT_IN_V1_FRAMES.get(cls.__name__, frozenset())
-        assert keys == expected_keys, (
-            f"{cls.__name__}: fields without a golden frame: {sorted(expected_keys - keys)}; list "
-            "them in NOT_IN_V1_FRAMES with the version that added them, or add a golden case"
-        )
+                assert keys == _encode_names(cls, required=True), (name, cls.__name__, keys)
+            else:
+                seen.add(cls)
+                v1_fields = _encode_names(cls) - set(ADDED_AFTER_V1.get(cls.__name__, {}))
+                assert keys == v1_fields, (
+                    f"{name}: {cls.__name__} is missing {sorted(v1_fields - keys)} and has {sorted(keys - v1_fields)}; "
+                    "a field added after v1 goes into ADDED_AFTER_V1"
+                )
+    reachable = _reachable_structs()
+    assert seen == reachable, f"structs without a full golden frame: {sorted(c.__name__ for c in reachable - seen)}"
+
+
+def test_added_after_v1_matches_the_structs() -> None:
+    """Each recorded addition is a field today, optional, with the default recorded for it."""
+    by_name = {cls.__name__: cls for cls in _reachable_structs()}
+    for cls_name, later in ADDED_AFTER_V1.items():
+        assert cls_name in by_name, f"ADDED_AFTER_V1 names {cls_name}, which is not on the wire"
+        fields = {f.encode_name: f for f in msgspec.structs.fields(by_name[cls_name])}
+        for key, added in later.items():
+            assert key in fields, f"ADDED_AFTER_V1: {cls_name} has no field {key}"
+            f = fields[key]
+            assert not f.required, f"{cls_name}.{key} was added after v1, so it needs a default"
+            default = f.default if f.default is not msgspec.NODEFAULT else f.default_factory()
+            assert default == added.default, f"{cls_name}.{key}: default {default!r}, v1 frames mean {added.default!r}"
+            assert added.note, f"{cls_name}.{key}: say which version added it"
+
+
+# --------------------------------------------------------------------------------------------
+# the golden check itself, on a toy struct: allowed evolution passes, breaking changes do not
+
+_PROBE_V1: Final[list[Any]] = [("client_order_id", str), ("quantity", int), ("note", str, "")]
+_VENUE_AFTER_V1: Final = {"Probe": {"venue": Added("", "probe v2")}}
+
+
+def _probe(fields: list[Any]) -> Any:
+    """A struct named Probe, configured like every message, with `fields` (msgspec.defstruct form)."""
+    return msgspec.defstruct(
+        "Probe", fields, kw_only=True, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="probe"
+    )
+
+
+@pytest.mark.parametrize(
+    ("today", "added", "verdict"),
+    [
+        pytest.param(_PROBE_V1, {}, "reads as v1", id="unchanged"),
+        pytest.param([*_PROBE_V1, ("venue", str, "")], _VENUE_AFTER_V1, "reads as v1", id="appended-and-recorded"),
+        pytest.param([*_PROBE_V1, ("venue", str, "")], {}, "differs", id="appended-not-recorded"),
+        pytest.param(
+            [*_PROBE_V1, ("venue", str, "")],
+            {"Probe": {"venue": Added("SIM", "probe v2")}},
+            "differs",
+            id="appended-recorded-with-another-default",
+        ),
+        pytest.param([("venue", str, ""), *_PROBE_V1], _VENUE_AFTER_V1, "differs", id="added-not-last"),
+        pytest.param([*_PROBE_V1, ("venue", str)], {}, "refused", id="added-required"),
+        pytest.param([("client_order_id", str), ("qty", int), ("note", str, "")], {}, "refused", id="renamed"),
+        pytest.param([("client_order_id", str), ("quantity", Decimal), ("note", str, "")], {}, "differs", id="retyped"),
+        pytest.param([("quantity", int), ("client_order_id", str), ("note", str, "")], {}, "differs", id="reordered"),
+        pytest.param(
+            [("client_order_id", str), ("quantity", int), ("note", str, "-")], {}, "differs", id="new-default"
+        ),
+        pytest.param([("client_order_id", str), ("quantity", int), ("note", str)], {}, "refused", id="made-required"),
+        pytest.param([("client_order_id", str), ("quantity", int)], {}, "refused", id="removed"),
+    ],
+)
+def test_the_golden_check_tells_allowed_from_breaking_changes(
+    today: list[Any], added: dict[str, dict[str, Added]], verdict: str
+) -> None:
+    v1, now = _probe(_PROBE_V1), _probe(today)
+    full = v1(client_order_id="c1", quantity=5, note="n")
+    minimal = v1(client_order_id="c2", quantity=7, note="")
+    frames = [(msgspec.msgpack.encode(full), full, False), (minimal_encoding(minimal), minimal, True)]
+    outcome = "reads as v1"
+    for frame, case, is_minimal in frames:
+        try:
+            decoded = msgspec.msgpack.decode(frame, type=now)
+        except msgspec.ValidationError:
+            outcome = "refused"
+            break
+        try:
+            # The case as this file would write it with today's struct: the v1 values, unconverted.
+            expected = now(**msgspec.structs.asdict(case))
+            check_golden(frame, decoded, expected, minimal=is_minimal, added=added)
+        except AssertionError:
+            outcome = "differs"
+            break
+    assert outcome == verdict
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,19 +764,28 @@ def test_old_envelope_without_later_fields_decodes() -> None:
 
 
 def test_absent_schema_version_means_version_1() -> None:
-    """Frames written at version 1 omit `schema_version` (it equals the default). They must keep
-    decoding as version 1 after SCHEMA_VERSION is raised, so the default must stay 1 rather than
-    follow SCHEMA_VERSION. This fails on the day that rule is broken."""
-    env = envelope_decoder().decode((GOLDEN_DIR / "envelope.cancel_order.minimal.msgpack").read_bytes())
-    assert env.schema_version == 1
+    """A producer that sends only required fields sends no `schema_version`; such a frame is
+    version 1 forever, also after SCHEMA_VERSION is raised, so the default must stay 1 rather
+    than follow SCHEMA_VERSION. This fails on the day that rule is broken."""
+    frame = (GOLDEN_DIR / "envelope.cancel_order.minimal.msgpack").read_bytes()
+    assert "schema_version" not in msgspec.msgpack.decode(frame)
+    assert envelope_decoder().decode(frame).schema_version == 1
+    assert envelope_decoder().decode(msgspec.msgpack.encode(_raw_envelope())).schema_version == 1
     assert SCHEMA_VERSION >= 1
 
 
-def test_newer_schema_version_with_known_fields_decodes() -> None:
-    """A newer writer that uses no new field is readable: unknown *fields* are what old readers
-    refuse (below), not a higher number."""
-    env = envelope_decoder().decode(msgspec.msgpack.encode(_raw_envelope(schema_version=SCHEMA_VERSION + 1)))
-    assert env.schema_version == SCHEMA_VERSION + 1
+def test_every_version_up_to_ours_decodes() -> None:
+    for version in range(1, SCHEMA_VERSION + 1):
+        env = envelope_decoder().decode(msgspec.msgpack.encode(_raw_envelope(schema_version=version)))
+        assert env.schema_version == version
+
+
+def test_newer_schema_version_is_refused() -> None:
+    """A newer writer's message may mean something this reader does not know, even when it
+    carries no new field: it is refused, and the refusal says why."""
+    with pytest.raises(msgspec.ValidationError) as exc:
+        envelope_decoder().decode(msgspec.msgpack.encode(_raw_envelope(schema_version=SCHEMA_VERSION + 1)))
+    assert str(exc.value) == f"Expected `int` <= {SCHEMA_VERSION} - at `$.schema_version`"
 
 
 @pytest.mark.parametrize(

@@ -194,8 +194,28 @@ def test_snapshot_round_trip_and_canonical_bytes() -> None:
     assert canonical_encoder().encode(msgspec.json.decode(msgspec.json.encode(SNAPSHOT), type=CoreSnapshot)) == first
 
 
-def test_defaults_are_omitted_on_the_wire() -> None:
-    """omit_defaults: a field at its default is not sent, and decoding fills it back in."""
+def _at_defaults(sample: Any) -> Any:
+    """`sample` with every field that has a default left out, so it holds the default object itself."""
+    cls = type(sample)
+    return cls(**{f.name: getattr(sample, f.name) for f in msgspec.structs.fields(cls) if f.required})
+
+
+def _wire_keys(cls: type) -> list[str]:
+    """The keys a struct of `cls` must put on the wire, in order: its tag, then every field."""
+    config = cls.__struct_config__  # type: ignore[attr-defined]
+    tag = [config.tag_field] if config.tag_field else []
+    return [*tag, *(f.encode_name for f in msgspec.structs.fields(cls))]
+
+
+@pytest.mark.parametrize("cls", ALL_TYPES, ids=_name)
+def test_every_field_is_on_the_wire(cls: type) -> None:
+    """No omit_defaults: a field at its default is encoded like any other, in declaration order."""
+    for value in (SAMPLES[cls], _at_defaults(SAMPLES[cls])):
+        assert list(msgspec.msgpack.decode(_MSGPACK.encode(value))) == _wire_keys(cls)
+        assert list(msgspec.json.decode(msgspec.json.encode(value))) == _wire_keys(cls)
+
+
+def test_an_envelope_at_its_defaults_carries_them() -> None:
     env = Envelope(
         source=Source.TIMER,
         producer_id="clock",
@@ -203,47 +223,66 @@ def test_defaults_are_omitted_on_the_wire() -> None:
         event_time_ns=0,
         payload=Timer(),
     )
-    raw = msgspec.msgpack.decode(_MSGPACK.encode(env))
-    assert raw == {
+    frame = _MSGPACK.encode(env)
+    assert msgspec.msgpack.decode(frame) == {
+        "source": "timer",
+        "producer_id": "clock",
+        "producer_seq": 1,
+        "event_time_ns": 0,
+        "payload": {"type": "timer", "timer_id": "clock"},
+        "venue": "",
+        "instrument": "",
+        "idempotency_key": None,
+        "seq_id": 0,
+        "ingest_time_ns": 0,
+        "schema_version": 1,
+    }
+    assert _ENVELOPES.decode(frame) == env
+    # A producer that leaves the defaults out (another language may) sends the same message, and
+    # re-encoding it gives the same bytes as the struct's.
+    sparse = {
         "source": "timer",
         "producer_id": "clock",
         "producer_seq": 1,
         "event_time_ns": 0,
         "payload": {"type": "timer"},
     }
-    assert _ENVELOPES.decode(_MSGPACK.encode(env)) == env
+    decoded = _ENVELOPES.decode(msgspec.msgpack.encode(sparse))
+    assert decoded == env
+    assert _MSGPACK.encode(decoded) == frame
 
 
 def _fresh(value: Any) -> Any:
-    """An object equal to `value` but, where Python allows, not the same object."""
+    """An object equal to `value` but, where Python allows, not the same object (nested ones too)."""
     if isinstance(value, (bool, Enum)) or value is None:  # singletons: nothing to copy
         return value
     if isinstance(value, int):
         return int(str(value))
     if isinstance(value, str):
         return "".join(list(value))
-    return value
-
-
-def _with_defaulted_fields(cls: type) -> list[str]:
-    return [f.name for f in msgspec.structs.fields(cls) if f.default is not msgspec.NODEFAULT]
+    if isinstance(value, msgspec.Struct):
+        return msgspec.structs.replace(
+            value, **{f.name: _fresh(getattr(value, f.name)) for f in msgspec.structs.fields(value)}
+        )
+    if isinstance(value, list):
+        return [_fresh(item) for item in value]
+    if isinstance(value, dict):
+        return {_fresh(key): _fresh(item) for key, item in value.items()}
+    raise AssertionError(f"_fresh does not know {type(value).__name__}: extend it")
 
 
 # Equal structs must encode to equal bytes: the state hash is "SHA-256 of the canonical encoding",
 # and equal states must hash equal. (msgspec's omit_defaults compares defaults by identity, which
 # broke this for Bar.interval_ns and Timer.timer_id; the schemas therefore encode every field.)
-@pytest.mark.parametrize("cls", [cls for cls in ALL_TYPES if _with_defaulted_fields(cls)], ids=_name)
+@pytest.mark.parametrize("cls", ALL_TYPES, ids=_name)
 def test_equal_structs_encode_to_equal_bytes(cls: type) -> None:
     sample = SAMPLES[cls]
-    at_defaults = msgspec.structs.replace(
-        sample,
-        **{
-            name: next(f.default for f in msgspec.structs.fields(cls) if f.name == name)
-            for name in _with_defaulted_fields(cls)
-        },
-    )
-    equal_copy = msgspec.structs.replace(
-        at_defaults, **{name: _fresh(getattr(at_defaults, name)) for name in _with_defaulted_fields(cls)}
-    )
-    assert equal_copy == at_defaults
-    assert canonical_encoder().encode(equal_copy) == canonical_encoder().encode(at_defaults)
+    at_defaults = _at_defaults(sample)  # holds the very default objects
+    decoded: Any = msgspec.msgpack.decode(_MSGPACK.encode(at_defaults), type=cls)  # holds decoded copies
+    for value in (sample, at_defaults):
+        equal_copy = _fresh(value)
+        assert equal_copy == value
+        for encoder in (_MSGPACK, canonical_encoder()):
+            assert encoder.encode(equal_copy) == encoder.encode(value), type(value).__name__
+    assert decoded == at_defaults
+    assert canonical_encoder().encode(decoded) == canonical_encoder().encode(at_defaults)

@@ -211,6 +211,7 @@ SNAPSHOT = CoreSnapshot(
             replace_price=None,
             created_seq_id=1,
             updated_seq_id=2,
+            reserve_price=PX,
         )
     ],
     positions=[PositionSnapshot(instrument="BTC-USD", quantity=-3, cost=-3 * PX, realized_pnl=7, fill_quantity_net=-3)],

@@ -2,14 +2,24 @@
 
     cd /work/main && .venv/bin/python -m tests.contracts.golden.wire.make_golden
 
-It encodes each case in `GOLDEN_CASES` (defined in the test, the single source of the expected
-structs) with the production encoder, `schemas.codec.msgpack_encoder()`, and writes
-`<channel>.<tag>[.minimal].msgpack` next to this file.
+For each case in `GOLDEN_CASES` (defined in the test, the single source of the expected structs)
+it writes `<channel>.<tag>[.minimal].msgpack` next to this file, holding `golden_frame(name)`:
+
+- a full frame is the case encoded by the production encoder, `schemas.codec.msgpack_encoder()`,
+  which puts every field on the wire (less any field listed in the test's ADDED_AFTER_V1);
+- a `.minimal` frame is what a producer in another language that sends only the required fields
+  writes: a plain map of the tag and the required fields, encoded with `msgspec.msgpack.encode`,
+  never a struct (a struct would put its defaults on the wire and prove nothing about them).
 
 Frames are written once. A file that already exists is never overwritten, because it is the
 record of what an older version put on the wire; if today's encoding of its case differs, this
 script says so and exits 1, and the evolution test fails for the same reason. Fix the struct
-change, not the frame. Deleting a frame to re-record it is a deliberate, reviewed act.
+change, not the frame.
+
+The v1 frames were deleted and re-recorded exactly once, before v1 shipped to anyone, when the
+schemas stopped omitting defaults (every field is now encoded) and `schema_version` became
+"absent means 1". That was the last time: from here on a frame on disk is history, and
+re-recording one would hide a break in the contract.
 
 Adding a message type: add its cases to the test, run this script, commit the new files.
 """
@@ -22,29 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a plain script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
-from typing import Any
-
-import msgspec
-
-from schemas.codec import msgpack_encoder
-from tests.contracts.test_schema_evolution import GOLDEN_CASES, GOLDEN_DIR
-
-
-def _required_only(struct: Any) -> dict[str, Any]:
-    """The struct as a map holding only its tag and required fields (nested payload too).
-
-    A `.minimal` case spells its defaults out, and msgspec's `omit_defaults` drops a value only
-    when it *is* the default object (an equal but distinct 60_000_000_000 is still written), so
-    the frame is built from the required fields rather than trusted to the encoder.
-    """
-    info = msgspec.inspect.type_info(type(struct))
-    assert isinstance(info, msgspec.inspect.StructType)
-    keep = {f.encode_name for f in info.fields if f.required} | {info.tag_field}
-    raw: dict[str, Any] = msgspec.to_builtins(struct)
-    out = {key: value for key, value in raw.items() if key in keep}
-    if "payload" in out:
-        out["payload"] = _required_only(struct.payload)
-    return out
+from tests.contracts.test_schema_evolution import GOLDEN_CASES, GOLDEN_DIR, golden_frame
 
 
 def main() -> int:
@@ -53,12 +41,11 @@ def main() -> int:
     Returns:
         0 if every frame on disk matches its case, 1 otherwise.
     """
-    encoder = msgpack_encoder()
     GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
     mismatched = 0
-    for name, (_, struct) in sorted(GOLDEN_CASES.items()):
+    for name in sorted(GOLDEN_CASES):
         path = GOLDEN_DIR / name
-        frame = encoder.encode(_required_only(struct) if ".minimal." in name else struct)
+        frame = golden_frame(name)
         if not path.exists():
             path.write_bytes(frame)
             print(f"wrote    {path.name} ({len(frame)} bytes)")
