@@ -107,4 +107,7 @@ class Envelope(
     ingest_time_ns: TimeNs = 0
     # A frame without the field is version 1, forever; a version newer than ours is refused
     # (strict decoding would refuse its new fields anyway, this says why).
-    schema_version: Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)] = 1
+    schema_version: Annotated[
+        int,
+        msgspec.Meta(ge=1, le=SCHEMA_VERSION, description="Wire schema version; absent means 1, newer than ours is refused"),
+    ] = 1

@@ -6,6 +6,10 @@ so two cores agree on the hash exactly when they agree on every field below.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from msgspec import Meta
+
 from schemas.base import Message
 from schemas.enums import OrderState, RiskFlag
 from schemas.envelope import Payload
@@ -49,7 +53,10 @@ class OrderSnapshot(Message, frozen=True):
     replace_price: Price | None
     created_seq_id: SeqId
     updated_seq_id: SeqId
-    reserve_price: Price | None = None  # what the no-margin cash check holds this order at
+    reserve_price: Annotated[
+        Price | None,
+        Meta(description="Price the no-margin cash check holds this order at, fixed when placed"),
+    ] = None
 
 
 class PositionSnapshot(Message, frozen=True):
