@@ -129,7 +129,7 @@ class InvariantChecker:
     def _check_positions(self, broken: list[tuple[str, str]], exposed: list[tuple[str, str]]) -> None:
         positions = self._book.portfolio.positions
         order_fill_net = self._book.order_fill_net
-        for inst in self._touched.instruments:
+        for inst in sorted(self._touched.instruments):  # sorted: output order must not follow hashing
             pos = positions[inst]
             through_orders = order_fill_net.get(inst, 0)
             if not (pos.quantity == pos.fill_quantity_net == through_orders):
@@ -146,7 +146,7 @@ class InvariantChecker:
     def _check_cash(self, broken: list[tuple[str, str]], exposed: list[tuple[str, str]]) -> None:
         portfolio = self._book.portfolio
         positions = portfolio.positions
-        for ccy in self._touched.currencies:
+        for ccy in sorted(self._touched.currencies):  # sorted: output order must not follow hashing
             cash = portfolio.cash[ccy]
             expected = cash.initial + cash.adjustments + cash.sold - cash.bought - cash.fees
             if cash.balance != expected:
