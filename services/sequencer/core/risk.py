@@ -182,7 +182,8 @@ def check_place(
 
 
 def committed_buy_cash(book: Book, all_rules: dict[str, InstrumentRules], currency: str, fee_bps: int) -> int:
-    """Cash the open buys in `currency` may still spend: reserve price x remaining, plus fees.
+    """Cash the open buys in `currency` may still spend: reserve price x remaining, plus fees
+    (the larger of the old and new terms while a replace is pending).
 
     Each order is valued at the price fixed when it was placed (its limit or stop price, or the
     last price for a market order), so a moving market cannot free cash an order still needs.
@@ -192,7 +193,11 @@ def committed_buy_cash(book: Book, all_rules: dict[str, InstrumentRules], curren
         if o.is_buy:
             rules = all_rules[o.instrument]
             if rules.quote == currency:
-                committed += abs(o.reserve_price or 0) * o.remaining * rules.notional_scale
+                reserved = abs(o.reserve_price or 0) * o.remaining
+                if o.replace_quantity is not None:  # a pending replace may land: hold the larger
+                    price = o.replace_price if o.replace_price is not None else o.reserve_price
+                    reserved = max(reserved, abs(price or 0) * (o.replace_quantity - o.filled_quantity))
+                committed += reserved * rules.notional_scale
     return committed + committed * fee_bps // 10_000
 
 
@@ -201,7 +206,11 @@ def free_position(book: Book, rules: InstrumentRules, held: int) -> int:
     currency (rounded against us), less the open sells."""
     base_cash = book.portfolio.cash[rules.base].balance
     owed = base_cash // rules.base_unit_scale if base_cash < 0 else 0  # floor: a part unit counts whole
-    selling = sum(o.remaining for o in book.open_orders.values() if not o.is_buy and o.instrument == rules.instrument)
+    selling = sum(
+        o.remaining if o.replace_quantity is None else max(o.remaining, o.replace_quantity - o.filled_quantity)
+        for o in book.open_orders.values()
+        if not o.is_buy and o.instrument == rules.instrument
+    )
     return held + owed - selling
 
 
