@@ -68,6 +68,7 @@ class SequencerCore:
         self.book = Book(portfolio)
         self._touched = Touched()
         self._lifecycle = OrderLifecycle(self.book, self._rules, self._touched)
+        self._expiry_heap = self._lifecycle.expiry_heap
         self._invariants = InvariantChecker(
             self.book, self._touched, config.invariant_policy, self._margin, self._rules
         )
@@ -133,7 +134,8 @@ class SequencerCore:
             self._refuse_source(env, out)
         elif env.idempotency_key is None or self._admit_idempotency_key(env, env.idempotency_key, out):
             self._handlers[ptype](env, payload, out)
-        if self._lifecycle.expiry_due(book.event_time_ns):
+        expiry = self._expiry_heap
+        if expiry and expiry[0][0] <= book.event_time_ns:
             self._lifecycle.expire_due(seq, out)
         touched = self._touched
         if touched.orders or touched.instruments or touched.currencies:

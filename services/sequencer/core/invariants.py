@@ -148,21 +148,22 @@ class InvariantChecker:
         positions = portfolio.positions
         for ccy in sorted(self._touched.currencies):  # sorted: output order must not follow hashing
             cash = portfolio.cash[ccy]
-            expected = cash.initial + cash.adjustments + cash.sold - cash.bought - cash.fees
-            if cash.balance != expected:
-                broken.append(("cash_conservation", f"{ccy}: balance {cash.balance} != ledger {expected}"))
-            basis = 0
-            for inst in self._instruments_by_quote[ccy]:
-                pos = positions.get(inst)
-                if pos is not None:
-                    basis += pos.cost - pos.realized_pnl
-            if basis != cash.bought - cash.sold:
-                broken.append(
-                    ("cost_conservation", f"{ccy}: cost - realized {basis} != bought - sold {cash.bought - cash.sold}")
-                )
+            balance, bought, sold = cash.balance, cash.bought, cash.sold
+            expected = cash.initial + cash.adjustments + sold - bought - cash.fees
+            if balance != expected:
+                broken.append(("cash_conservation", f"{ccy}: balance {balance} != ledger {expected}"))
+            quoted = self._instruments_by_quote[ccy]
+            if quoted:
+                basis = 0
+                for inst in quoted:
+                    pos = positions.get(inst)
+                    if pos is not None:
+                        basis += pos.cost - pos.realized_pnl
+                if basis != bought - sold:
+                    broken.append(("cost_conservation", f"{ccy}: cost - realized {basis} != bought - sold {bought - sold}"))
             if not self._margin:
                 # A currency that is some instrument's base is also held as that position.
-                held = cash.balance
+                held = balance
                 for inst, unit in self._instruments_by_base[ccy]:
                     pos = positions.get(inst)
                     if pos is not None:

@@ -134,12 +134,14 @@ class OrderLifecycle:
 
     def rebuild_expiry(self) -> None:
         """After a restore: the schedule is derived from the open orders, not snapshotted."""
-        self._expiry = []
+        self._expiry.clear()  # in place: the engine holds this list (see `expiry_heap`)
         for order in self._book.open_orders.values():
             self.schedule_expiry(order)
 
-    def expiry_due(self, now_ns: int) -> bool:
-        return bool(self._expiry) and self._expiry[0][0] <= now_ns
+    @property
+    def expiry_heap(self) -> list[tuple[int, int, str]]:
+        """The schedule itself, for a cheap 'anything due?' peek on every envelope."""
+        return self._expiry
 
     def expire_due(self, seq: int, out: list[Output]) -> None:
         """Expire GTD orders whose time has come (event time), and tell their venues to cancel."""

@@ -147,20 +147,26 @@ class ReportHandler:
         event = _FULL_FILL if filled == order.quantity else _PARTIAL_FILL
         late = order.state in TERMINAL_STATES
         seq = env.seq_id
-        self._lifecycle.touch(order)
+        lifecycle = self._lifecycle
+        lifecycle.touch(order)
+        implied_accept = not order.accepted and not late
+        resolved = None
         try:
             # Check legality first: nothing may change if the fill is refused.
-            probe_state = order.state
-            probe_from = order.pending_from
-            if not order.accepted and not late:
-                probe_state, probe_from, _ = _next_state(order.client_order_id, probe_state, probe_from, _ACCEPT, seq)
-            _next_state(order.client_order_id, probe_state, probe_from, event, seq)
+            if implied_accept:
+                state, pending_from, _ = _next_state(
+                    order.client_order_id, order.state, order.pending_from, _ACCEPT, seq
+                )
+                _next_state(order.client_order_id, state, pending_from, event, seq)
+            else:
+                resolved = lifecycle.resolve(order, event, seq)
         except IllegalTransition as exc:
             refuse_report(env, RefusalReason.ILLEGAL_TRANSITION, str(exc), out)
             return
-        if not order.accepted and not late:
+        if implied_accept:
             # A fill proves the venue accepted the order: record that first (see order_machine).
-            self._lifecycle.transition(order, _ACCEPT, seq, out, note="implied by a fill before acknowledgement")
+            lifecycle.transition(order, _ACCEPT, seq, out, note="implied by a fill before acknowledgement")
+            resolved = lifecycle.resolve(order, event, seq)
         book.trade_ids[trade_key] = None
         if len(book.trade_ids) > self._window:
             del book.trade_ids[next(iter(book.trade_ids))]
@@ -176,7 +182,8 @@ class ReportHandler:
         self._touched.currencies.add(rules.quote)
         self._touched.currencies.add(fee_currency)
         self._touched.currencies.add(rules.base)  # held as the position: see invariants
-        self._lifecycle.transition(order, event, seq, out)
+        assert resolved is not None
+        lifecycle.commit(order, event, resolved, seq, out)
         out.append(
             FillBooked(
                 seq_id=seq,

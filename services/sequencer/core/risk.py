@@ -145,8 +145,9 @@ def check_place(
     position = book.portfolio.positions.get(intent.instrument)
     held = position.quantity if position is not None else 0
     signed = qty if intent.side == "buy" else -qty
-    reduces = held != 0 and (held > 0) != (signed > 0) and qty <= abs(held)
-    if (intent.reduce_only or _REDUCE_ONLY in flags) and not reduces:
+    if (intent.reduce_only or _REDUCE_ONLY in flags) and not (
+        held != 0 and (held > 0) != (signed > 0) and qty <= abs(held)
+    ):
         return RejectReason.REDUCE_ONLY, f"quantity {signed:+d} does not reduce position {held}"
     if rules.max_position is not None:
         # Worst case: every open order on this side fills, then this one.
