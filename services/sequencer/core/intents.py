@@ -7,7 +7,7 @@ stable reason code and a detail naming the field and the value; it never raises.
 
 from __future__ import annotations
 
-from schemas.enums import OrderEvent, RejectReason
+from schemas.enums import OrderEvent, RejectReason, TimeInForce
 from schemas.envelope import Envelope
 from schemas.intents import CancelOrder, NoOp, PlaceOrder, ReplaceOrder, SetRiskFlag
 from schemas.outputs import Output, RequestCancel, RequestReplace, RiskFlagChanged, SubmitOrder
@@ -25,6 +25,7 @@ __all__ = ["IntentHandler"]
 _SUBMIT = OrderEvent.SUBMIT
 _CANCEL_REQUEST = OrderEvent.CANCEL_REQUEST
 _REPLACE_REQUEST = OrderEvent.REPLACE_REQUEST
+_GTD = TimeInForce.GTD
 
 
 class IntentHandler:
@@ -82,13 +83,15 @@ class IntentHandler:
         order.reserve_price = reference_price(book, intent)
         book.orders[cid] = order
         book.open_orders[cid] = order
-        strat = book.strategy(intent.strategy_id)
+        strat = book.strategies.get(intent.strategy_id) or book.strategy(intent.strategy_id)
         strat.open_orders += 1
         if self._risk.order_rate is not None:
             strat.recent_order_times_ns.append(now)
-        self._lifecycle.touch(order)
-        self._lifecycle.transition(order, _SUBMIT, seq, out)
-        self._lifecycle.schedule_expiry(order)
+        lifecycle = self._lifecycle
+        lifecycle.touch(order)
+        lifecycle.transition(order, _SUBMIT, seq, out)
+        if intent.time_in_force == _GTD:
+            lifecycle.schedule_expiry(order)
         out.append(
             SubmitOrder(
                 seq_id=seq,
