@@ -27,7 +27,7 @@ from schemas.enums import RefusalReason, RejectReason, RiskFlag
 from schemas.envelope import PAYLOAD_SOURCE, Envelope
 from schemas.intents import CancelOrder, NoOp, PlaceOrder, ReplaceOrder, SetRiskFlag
 from schemas.market import Bar, Quote, Trade
-from schemas.outputs import CashAdjusted, IntentRejected, Output, ProducerGap, RiskFlagChanged
+from schemas.outputs import CashAdjusted, DuplicateDropped, IntentRejected, Output, ProducerGap, RiskFlagChanged
 from schemas.reports import FillReport
 from schemas.state import CoreSnapshot
 from services.sequencer.core.book import Book, state_hash_of
@@ -132,8 +132,15 @@ class SequencerCore:
         ptype = type(payload)
         if PAYLOAD_SOURCE[ptype] != env.source:
             self._refuse_source(env, out)
-        elif env.idempotency_key is None or self._admit_idempotency_key(env, env.idempotency_key, out):
+        elif env.idempotency_key is None:
             self._handlers[ptype](env, payload, out)
+        elif self._admit_idempotency_key(env, env.idempotency_key, out):
+            mark = len(out)
+            self._handlers[ptype](env, payload, out)
+            # A duplicate (e.g. a known trade id under a fresh key) changes nothing, not even
+            # the key table: only an input that was acted on claims its key.
+            if not any(type(o) is DuplicateDropped for o in out[mark:]):
+                self._remember_idempotency_key(env.idempotency_key, payload)
         expiry = self._expiry_heap
         if expiry and expiry[0][0] <= book.event_time_ns:
             self._lifecycle.expire_due(seq, out)
@@ -183,15 +190,18 @@ class SequencerCore:
         else:
             refuse_report(env, RefusalReason.SOURCE_MISMATCH, detail, out)
 
+    def _remember_idempotency_key(self, key: str, payload: Any) -> None:
+        seen = self.book.idempotency
+        seen[key] = payload
+        if len(seen) > self._window:  # FIFO eviction: insertion order is deterministic
+            del seen[next(iter(seen))]
+
     def _admit_idempotency_key(self, env: Envelope, key: str, out: list[Output]) -> bool:
         """True when the key is new. A repeat is dropped (same content) or refused (other content)."""
         seen = self.book.idempotency
         previous = seen.get(key)
         payload = env.payload
         if previous is None:
-            seen[key] = payload
-            if len(seen) > self._window:
-                del seen[next(iter(seen))]
             return True
         if previous == payload:
             drop_duplicate(env, key, "idempotency key already applied with the same content", out)
