@@ -391,7 +391,7 @@ def check_expiry(r: Run) -> None:
         "cancel_ack:expired->expired",
         "partial_fill:expired->expired",
     ]
-    expire_row = [o for o in r.of(OrderTransitioned) if o.event == "expire" and o.client_order_id == "gtd1"][0]
+    expire_row = next(o for o in r.of(OrderTransitioned) if o.event == "expire" and o.client_order_id == "gtd1")
     timer_seq = 5
     assert expire_row.seq_id == timer_seq
     assert [c.client_order_id for c in r.of(RequestCancel)] == ["gtd1"]

@@ -31,6 +31,7 @@ from services.sequencer.scenario import Scenario, demo_config
 
 REPEATS = 3
 PX = 4_200_000
+RAW_ENCODER = msgspec.msgpack.Encoder()  # the raw-write baseline: encode and write, no framing
 TARGETS = {"md_apply": 300_000, "lifecycles": 50_000, "journal_replay": 200_000}
 
 
@@ -131,9 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                     for env in md:
                         journal.append(env)
 
-            encoder = msgspec.msgpack.Encoder()
-
             def raw_write(path: Path = Path(tmp) / "raw.bin") -> None:
+                encoder = RAW_ENCODER
                 with open(path, "wb") as fh:
                     fh.writelines(encoder.encode(env) for env in md)
 
