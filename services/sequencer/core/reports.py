@@ -181,7 +181,10 @@ class ReportHandler:
         self._touched.instruments.add(order.instrument)
         self._touched.currencies.add(rules.quote)
         self._touched.currencies.add(fee_currency)
-        self._touched.currencies.add(rules.base)  # held as the position: see invariants
+        if position_quantity < 0 or book.portfolio.cash[rules.base].balance < 0:
+            # Base-currency holdings are cash + position: only either being negative can make
+            # them negative, so the (costlier) holdings check runs only then.
+            self._touched.currencies.add(rules.base)
         assert resolved is not None
         lifecycle.commit(order, event, resolved, seq, out)
         out.append(
