@@ -27,7 +27,7 @@ from schemas.enums import RefusalReason, RejectReason, RiskFlag
 from schemas.envelope import PAYLOAD_SOURCE, Envelope
 from schemas.intents import CancelOrder, NoOp, PlaceOrder, ReplaceOrder, SetRiskFlag
 from schemas.market import Bar, Quote, Trade
-from schemas.outputs import CashAdjusted, DuplicateDropped, IntentRejected, Output, ProducerGap, RiskFlagChanged
+from schemas.outputs import CashAdjusted, DuplicateDropped, Output, ProducerGap, RiskFlagChanged
 from schemas.reports import FillReport
 from schemas.state import CoreSnapshot
 from services.sequencer.core.book import Book, state_hash_of
@@ -37,7 +37,7 @@ from services.sequencer.core.intents import IntentHandler
 from services.sequencer.core.invariants import InvariantChecker
 from services.sequencer.core.lifecycle import OrderLifecycle, Touched
 from services.sequencer.core.portfolio import Portfolio
-from services.sequencer.core.refusals import clip, differences, drop_duplicate, refuse_report
+from services.sequencer.core.refusals import differences, drop_duplicate, refuse_report, reject_intent
 from services.sequencer.core.reports import REPORT_EVENTS, ReportHandler
 from services.sequencer.core.risk import check_withdrawal
 from services.sequencer.core.rules import compile_rules
@@ -175,18 +175,8 @@ class SequencerCore:
         payload = env.payload
         expected = PAYLOAD_SOURCE[type(payload)]
         detail = f"source {str(env.source)!r} cannot carry {payload.__struct_config__.tag!r} (needs {str(expected)!r})"
-        strategy_id = getattr(payload, "strategy_id", None)
-        if strategy_id is not None:
-            out.append(
-                IntentRejected(
-                    seq_id=env.seq_id,
-                    strategy_id=strategy_id,
-                    intent=str(payload.__struct_config__.tag),
-                    reason=RejectReason.SOURCE_MISMATCH,
-                    detail=detail,
-                    client_order_id=getattr(payload, "client_order_id", None),
-                )
-            )
+        if hasattr(payload, "strategy_id"):  # an intent, sent by someone who may not send intents
+            reject_intent(env, payload, RejectReason.SOURCE_MISMATCH, detail, out)
         else:
             refuse_report(env, RefusalReason.SOURCE_MISMATCH, detail, out)
 
@@ -206,19 +196,9 @@ class SequencerCore:
         if previous == payload:
             drop_duplicate(env, key, "idempotency key already applied with the same content", out)
             return False
-        detail = clip(f"idempotency key {key!r} reused with different content: {differences(previous, payload)}")
-        strategy_id = getattr(payload, "strategy_id", None)
-        if strategy_id is not None and env.source == "strategy":
-            out.append(
-                IntentRejected(
-                    seq_id=env.seq_id,
-                    strategy_id=strategy_id,
-                    intent=str(payload.__struct_config__.tag),
-                    reason=RejectReason.IDEMPOTENCY_CONFLICT,
-                    detail=detail,
-                    client_order_id=getattr(payload, "client_order_id", None),
-                )
-            )
+        detail = f"idempotency key {key!r} reused with different content: {differences(previous, payload)}"
+        if env.source == "strategy":  # the source was checked first: this payload is an intent
+            reject_intent(env, payload, RejectReason.IDEMPOTENCY_CONFLICT, detail, out)
         else:
             refuse_report(env, RefusalReason.CONFLICTING_DUPLICATE, detail, out)
         return False
