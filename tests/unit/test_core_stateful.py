@@ -791,9 +791,9 @@ class CoreMachine(RuleBasedStateMachine):
         assert got == want, f"outputs differ from the model\n got: {got}\nwant: {want}"
         if want and all(r[0] in ("dup", "gap") for r in want) and any(r[0] == "dup" for r in want):
             # B1: a duplicate (counter, idempotency key, trade id, client order id) changes nothing
-            # but the producer's counter, event time and (for a fresh key) the key table.
+            # but the producer's counter and event time; under a fresh key it does not claim it.
             after = self.core.snapshot()
-            for name in ("orders", "positions", "cash", "trade_ids", "halted", "strategies"):
+            for name in ("orders", "positions", "cash", "trade_ids", "idempotency", "halted", "strategies"):
                 assert getattr(after, name) == getattr(before_snapshot, name), f"a duplicate changed {name}"
         self._check_trace(outs, before)
         self._check_snapshot()
@@ -1262,6 +1262,8 @@ TestCoreAgainstModel.settings = settings(settings.default, max_examples=4 * sett
 # 3. A replace that grows an order was checked against free cash when requested, but its extra
 #    was not reserved while the request was pending: a new order could take the same cash, and
 #    after the ack the open orders committed more than the account held. Fixed in 834cfe2.
+# 4. A duplicate arriving under a fresh idempotency key (a known trade id) claimed the key, so a
+#    duplicate changed state and a later input under that key was refused. Fixed in aa4229b.
 
 
 def _apply_all(sc: Scenario) -> tuple[SequencerCore, list[Any]]:
@@ -1437,3 +1439,20 @@ def test_a_pending_replace_keeps_its_extra_cash_reserved() -> None:
     assert not _exposure(outs), "an honest strategy and venue took a no-margin account negative"
     refused = [o.client_order_id for o in outs if isinstance(o, IntentRejected) and o.reason is JR.INSUFFICIENT_CASH]
     assert refused == ["b2"]
+
+
+def test_a_duplicate_under_a_fresh_key_does_not_claim_it() -> None:
+    # regression: a re-delivered fill (known trade id) under a new idempotency key was dropped but
+    # recorded the key, so the next report using that key was refused as a conflicting duplicate
+    sc = Scenario()
+    sc.trade(BTC, 4_200_000)
+    sc.place("b", quantity=2)
+    sc.accept("b")
+    sc.fill("b", "t1", 1, 4_200_000)
+    again = FillReport(client_order_id="b", trade_id="t1", quantity=1, price=4_200_000)
+    sc.report(again, idempotency_key="k1")  # dropped on its trade id
+    sc.report(FillReport(client_order_id="b", trade_id="t2", quantity=1, price=4_200_000), idempotency_key="k1")
+    core, outs = _apply_all(sc)
+    assert [type(o).__name__ for o in outs if isinstance(o, (DuplicateDropped, ReportRefused))] == ["DuplicateDropped"]
+    assert [o.trade_id for o in outs if isinstance(o, FillBooked)] == ["t1", "t2"]
+    assert [e.key for e in core.snapshot().idempotency] == ["k1"]
