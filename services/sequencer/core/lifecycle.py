@@ -43,7 +43,7 @@ class Touched:
     __slots__ = ("currencies", "instruments", "orders", "replaced")
 
     def __init__(self) -> None:
-        self.orders: dict[str, tuple[Order, OrderState, int, int]] = {}  # id -> (order, state, filled, remaining)
+        self.orders: list[tuple[Order, OrderState, int, int]] = []  # (order, state, filled, remaining) before
         self.replaced: set[str] = set()  # orders whose quantity a replace changed (remaining may grow)
         self.instruments: set[str] = set()
         self.currencies: set[str] = set()
@@ -64,13 +64,10 @@ class OrderLifecycle:
     def touch(self, order: Order) -> None:
         """Remember the order as it was before this event, for the invariant checks."""
         orders = self.touched.orders
-        if order.client_order_id not in orders:
-            orders[order.client_order_id] = (
-                order,
-                order.state,
-                order.filled_quantity,
-                order.quantity - order.filled_quantity,
-            )
+        for entry in orders:  # an event touches one order, rarely two: a list beats a dict here
+            if entry[0] is order:
+                return
+        orders.append((order, order.state, order.filled_quantity, order.quantity - order.filled_quantity))
 
     @staticmethod
     def resolve(order: Order, event: OrderEvent, seq: int) -> Resolved:
