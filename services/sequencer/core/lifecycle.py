@@ -115,7 +115,11 @@ class OrderLifecycle:
         Raises:
             IllegalTransition: nothing about the order has changed.
         """
-        self.commit(order, event, self.resolve(order, event, seq), seq, out, note)
+        direct = _DIRECT.get((order.state, event))  # resolve(), inlined: this is the hot path
+        if direct is not None:
+            self.commit(order, event, (direct[0], None, direct[1]), seq, out, note)
+        else:
+            self.commit(order, event, _next_state(order.client_order_id, order.state, order.pending_from, event, seq), seq, out, note)
 
     # ------------------------------------------------------------------ core-side expiry
 

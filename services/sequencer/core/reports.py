@@ -66,26 +66,24 @@ class ReportHandler:
         self._lifecycle = lifecycle
         self._touched: Touched = lifecycle.touched
 
-    def _reported_order(self, env: Envelope, report: Any, out: list[Output]) -> Order | None:
-        order = self._book.orders.get(report.client_order_id)
+    def _refuse_unmatched(self, env: Envelope, report: Any, order: Order | None, out: list[Output]) -> None:
+        """The report names no order of ours, or one at another venue."""
         if order is None:
             refuse_report(
                 env, RefusalReason.UNKNOWN_ORDER, f"no order with client_order_id {report.client_order_id!r}", out
             )
-            return None
-        if env.venue and env.venue != order.venue:
-            refuse_report(
-                env,
-                RefusalReason.VENUE_MISMATCH,
-                f"report from venue {env.venue!r} for an order at venue {order.venue!r}",
-                out,
-            )
-            return None
-        return order
+            return
+        refuse_report(
+            env,
+            RefusalReason.VENUE_MISMATCH,
+            f"report from venue {env.venue!r} for an order at venue {order.venue!r}",
+            out,
+        )
 
     def report(self, env: Envelope, report: Any, out: list[Output]) -> None:
-        order = self._reported_order(env, report, out)
-        if order is None:
+        order = self._book.orders.get(report.client_order_id)
+        if order is None or (env.venue and env.venue != order.venue):
+            self._refuse_unmatched(env, report, order, out)
             return
         rtype = type(report)
         event = REPORT_EVENTS[rtype]
@@ -122,8 +120,9 @@ class ReportHandler:
         self._lifecycle.commit(order, event, resolved, seq, out)
 
     def fill(self, env: Envelope, fill: FillReport, out: list[Output]) -> None:
-        order = self._reported_order(env, fill, out)
-        if order is None:
+        order = self._book.orders.get(fill.client_order_id)
+        if order is None or (env.venue and env.venue != order.venue):
+            self._refuse_unmatched(env, fill, order, out)
             return
         book = self._book
         trade_key = (order.venue, fill.trade_id)
