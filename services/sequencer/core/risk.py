@@ -207,11 +207,14 @@ def free_position(book: Book, rules: InstrumentRules, held: int) -> int:
     currency (rounded against us), less the open sells."""
     base_cash = book.portfolio.cash[rules.base].balance
     owed = base_cash // rules.base_unit_scale if base_cash < 0 else 0  # floor: a part unit counts whole
-    selling = sum(
-        o.remaining if o.replace_quantity is None else max(o.remaining, o.replace_quantity - o.filled_quantity)
-        for o in book.open_orders.values()
-        if not o.is_buy and o.instrument == rules.instrument
-    )
+    selling = 0
+    instrument = rules.instrument
+    for o in book.open_orders.values():  # a plain loop: a generator costs more than the few orders
+        if not o.is_buy and o.instrument == instrument:
+            remaining = o.quantity - o.filled_quantity
+            if o.replace_quantity is not None:  # a pending replace may land: hold the larger
+                remaining = max(remaining, o.replace_quantity - o.filled_quantity)
+            selling += remaining
     return held + owed - selling
 
 
