@@ -10,6 +10,7 @@ The service assigns contiguous seq ids (see `sequencing.py`), journals each enve
 3. drops a repeat of a producer's counter, notes a gap;
 4. refuses a payload arriving from the wrong source (a strategy cannot send a fill);
 5. drops or refuses a repeated idempotency key (same content: no-op; other content: refusal);
+   a new key is claimed once its input was acted on (a duplicate claims nothing);
 6. dispatches on the payload type;
 7. expires GTD orders that are due, for venues without native GTD;
 8. checks the invariants of what it touched, and applies the invariant policy.
