@@ -4,7 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint schema clean
+COMPILED := .build/compiled
+
+.PHONY: run test bench compiled lint schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +19,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+# The core compiled with mypyc: same code, same traces (tests/contracts/test_compiled_parity.py).
+$(COMPILED)/.stamp: $(STAMP) $(wildcard schemas/*.py services/sequencer/core/*.py services/sequencer/*.py)
+	bash ops/compile_core.sh $(COMPILED) $(PY)
+	touch $@
+
+compiled: $(COMPILED)/.stamp
+
+bench: $(STAMP) compiled
+	@# -P: the compiled build, not the sources in the working directory, must come first on sys.path
 	$(PY) -m tests.performance.bench_core --out .bench/core.json
+	PYTHONPATH=$(COMPILED):. $(PY) -P -m tests.performance.bench_core --out .bench/core-compiled.json
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
@@ -29,4 +40,4 @@ schema: $(STAMP)
 	$(VENV)/bin/tradebus schema export
 
 clean:
-	rm -rf $(VENV) .bench runs .pytest_cache .hypothesis
+	rm -rf $(VENV) .bench .build runs .pytest_cache .hypothesis

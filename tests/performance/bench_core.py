@@ -154,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         results["journal_replay"]["read_and_decode_only_per_s"] = round(n_md / best_of(decode_only))
         results["journal_replay"]["bytes"] = journal_path.stat().st_size
 
+    from services.sequencer.core import engine
+
+    build = "compiled (mypyc)" if engine.__file__.endswith(".so") else "interpreted"
     meta = {
+        "core_build": build,
+        "core_engine_file": engine.__file__,
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "machine": platform.machine(),
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<26}{r['rate_per_s']:>12,}{r['baseline_rate_per_s']:>14,}{r['ratio_to_baseline']:>9.3f}"
             f"{'' if target is None else f'{target:,}':>10}  {ok}"
         )
-    print(f"\nwritten to {args.out}  (python {meta['python']}, {meta['cpus']} cpus, load {meta['load_average'][0]:.2f})")
+    print(f"\ncore: {build}; written to {args.out}  (python {meta['python']}, {meta['cpus']} cpus, load {meta['load_average'][0]:.2f})")
     return 0
 
 
