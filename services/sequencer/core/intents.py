@@ -129,15 +129,23 @@ class IntentHandler:
             return None
         return order
 
+    def _request(
+        self, env: Envelope, intent: CancelOrder | ReplaceOrder, order: Order, event: OrderEvent, out: list[Output]
+    ) -> bool:
+        """Move the order into its pending state, or refuse the intent if the table does not allow it."""
+        try:
+            self._lifecycle.touch(order)
+            self._lifecycle.transition(order, event, env.seq_id, out)
+        except IllegalTransition as exc:
+            reject_intent(env, intent, RejectReason.ILLEGAL_TRANSITION, str(exc), out)
+            return False
+        return True
+
     def cancel(self, env: Envelope, intent: CancelOrder, out: list[Output]) -> None:
         order = self._owned_order(env, intent, out)
         if order is None:
             return
-        try:
-            self._lifecycle.touch(order)
-            self._lifecycle.transition(order, _CANCEL_REQUEST, env.seq_id, out)
-        except IllegalTransition as exc:
-            reject_intent(env, intent, RejectReason.ILLEGAL_TRANSITION, str(exc), out)
+        if not self._request(env, intent, order, _CANCEL_REQUEST, out):
             return
         out.append(
             RequestCancel(
@@ -181,11 +189,7 @@ class IntentHandler:
         if refusal is not None:
             reject_intent(env, intent, refusal[0], refusal[1], out)
             return
-        try:
-            self._lifecycle.touch(order)
-            self._lifecycle.transition(order, _REPLACE_REQUEST, env.seq_id, out)
-        except IllegalTransition as exc:
-            reject_intent(env, intent, RejectReason.ILLEGAL_TRANSITION, str(exc), out)
+        if not self._request(env, intent, order, _REPLACE_REQUEST, out):
             return
         order.replace_quantity = quantity
         order.replace_price = price
