@@ -27,9 +27,9 @@ T = TypeVar("T")
 class StrictDecoder(Generic[T]):
     """A typed msgpack decoder whose every refusal is a `msgspec.DecodeError`.
 
-    msgspec lets invalid UTF-8 in a string escape as `UnicodeDecodeError` (msgspec#714); a
-    receive loop that catches only `DecodeError` would die on one hostile frame. This is the one
-    place that translates it.
+    msgspec before 0.23 lets invalid UTF-8 in a string escape as `UnicodeDecodeError` (msgspec#714);
+    a receive loop that catches only `DecodeError` would die on one hostile frame. This is the one
+    place that translates it (kept while older msgspec releases satisfy our requirement).
     """
 
     __slots__ = ("_decode",)

@@ -129,6 +129,8 @@ class RejectReason(StrEnum):
     ILLEGAL_TRANSITION = "illegal_transition"
     NOTHING_TO_CHANGE = "nothing_to_change"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    LINKED_ORDERS_UNSUPPORTED = "linked_orders_unsupported"
+    INVALID_LINK = "invalid_link"
 
 
 class RefusalReason(StrEnum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.base import Message
 from schemas.enums import OrderType, RiskFlag, Side, TimeInForce
-from schemas.types import ClientOrderId, InstrumentId, Price, Quantity, StrategyId, Text, TimeNs
+from schemas.types import ClientOrderId, Id, InstrumentId, Price, Quantity, StrategyId, Text, TimeNs
 
 __all__ = ["CancelOrder", "Intent", "NoOp", "PlaceOrder", "ReplaceOrder", "SetRiskFlag"]
 
@@ -25,6 +25,10 @@ class PlaceOrder(Message, frozen=True):
     expire_time_ns: TimeNs | None = None  # required for GTD
     reduce_only: bool = False
     post_only: bool = False
+    # Linked orders (added after v1). A child waits at the venue until its parent has filled,
+    # then works; children of one parent, and members of one OCO group, cancel each other on a fill.
+    parent_client_order_id: ClientOrderId | None = None
+    oco_group: Id | None = None
 
 
 class CancelOrder(Message, frozen=True):

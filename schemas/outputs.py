@@ -123,6 +123,8 @@ class SubmitOrder(Message, frozen=True):
     expire_time_ns: TimeNs | None = None
     reduce_only: bool = False
     post_only: bool = False
+    parent_client_order_id: ClientOrderId | None = None  # linked orders: see PlaceOrder
+    oco_group: Id | None = None
 
 
 class RequestCancel(Message, frozen=True):

@@ -449,7 +449,11 @@ class Added(NamedTuple):
 # requires that they come last and carry the default recorded here (changing a recorded default
 # changes what every old frame means). Write down the version or change that added each, e.g.
 #     "Envelope": {"priority": Added(0, "tradebus 0.4: scheduling hint; 0 = as before")},
-ADDED_AFTER_V1: Final[dict[str, dict[str, Added]]] = {}
+_LINKS: Final = {
+    "parent_client_order_id": Added(None, "tradebus 0.2: bracket children wait for their parent's fill"),
+    "oco_group": Added(None, "tradebus 0.2: one fill in the group cancels the other members"),
+}
+ADDED_AFTER_V1: Final[dict[str, dict[str, Added]]] = {"PlaceOrder": _LINKS, "SubmitOrder": _LINKS}
 
 _DECODERS: Final = {
     "envelope": envelope_decoder(),

@@ -545,9 +545,11 @@ def test_invalid_utf8_is_refused_with_decode_error(where: str) -> None:
 
 
 def test_invalid_utf8_refusal_says_what_and_keeps_the_cause() -> None:
-    """msgspec raises UnicodeDecodeError here (msgspec#714); the codec's StrictDecoder turns it
-    into a DecodeError a receive loop catches, without losing the original."""
+    """msgspec before 0.23 raises UnicodeDecodeError here (msgspec#714); the codec's StrictDecoder
+    turns it into a DecodeError a receive loop catches, keeping the original as the cause. msgspec
+    0.23 raises DecodeError itself; either way the receive loop sees one exception type."""
     error = refuse(_frame_with_raw_value(with_envelope(producer_id=_MARKER), b"\xa2\xff\xfe"))
     assert type(error) is msgspec.DecodeError
-    assert str(error).startswith("invalid UTF-8 in a string"), error
-    assert isinstance(error.__cause__, UnicodeDecodeError)
+    assert "utf-8" in str(error).lower(), error
+    if str(error).startswith("invalid UTF-8 in a string"):  # translated by StrictDecoder
+        assert isinstance(error.__cause__, UnicodeDecodeError)

@@ -60,6 +60,7 @@ class VenueSpec(_Strict):
     partial_fills: bool = True
     post_only: bool = False
     native_gtd: bool = True  # False: the core expires GTD orders itself, driven by event time
+    linked_orders: bool = False  # brackets (parent/child) and OCO groups held at the venue
     # Price bounds in display units (e.g. (0, 1) for a prediction market), exclusive unless said.
     price_bounds: tuple[Decimal, Decimal] | None = None
     price_bounds_inclusive: bool = False

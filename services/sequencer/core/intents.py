@@ -108,6 +108,8 @@ class IntentHandler:
                 expire_time_ns=intent.expire_time_ns,
                 reduce_only=intent.reduce_only,
                 post_only=intent.post_only,
+                parent_client_order_id=intent.parent_client_order_id,
+                oco_group=intent.oco_group,
             )
         )
 

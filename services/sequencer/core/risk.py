@@ -108,6 +108,13 @@ def check_place(
         return RejectReason.TIME_IN_FORCE_UNSUPPORTED, f"venue {rules.venue} does not take time_in_force {tif}"
     if intent.post_only and not rules.post_only:
         return RejectReason.POST_ONLY_UNSUPPORTED, f"venue {rules.venue} does not take post_only"
+    if intent.parent_client_order_id is not None or intent.oco_group is not None:
+        if not rules.linked_orders:
+            return RejectReason.LINKED_ORDERS_UNSUPPORTED, f"venue {rules.venue} does not hold linked orders"
+        if intent.parent_client_order_id is not None:
+            refusal = check_parent(book, intent)
+            if refusal is not None:
+                return refusal
     qty = intent.quantity
     refusal = check_terms(rules, qty, intent.price)
     if refusal is None and intent.stop_price is not None:
@@ -177,9 +184,33 @@ def check_place(
                     f"(max {risk.order_rate.max_orders})"
                 ),
             )
-    if margin:
+    if margin or intent.parent_client_order_id is not None:
+        # A child only closes what its parent opens (the venue holds it until the parent fills),
+        # so the parent's checks cover it.
         return None
     return _check_balance(book, rules, all_rules, risk, intent, held, ref)
+
+
+def check_parent(book: Book, intent: PlaceOrder) -> Refusal | None:
+    """A bracket child: its parent is an open order of the same strategy and instrument, on the
+    other side, for at least the child's quantity, and not itself a child."""
+    pid = intent.parent_client_order_id
+    parent = book.open_orders.get(pid) if pid is not None else None
+    if parent is None:
+        known = pid in book.orders
+        why = "is no longer open" if known else "is not a known order"
+        return RejectReason.INVALID_LINK, f"parent_client_order_id {pid!r} {why}"
+    if parent.strategy_id != intent.strategy_id:
+        return RejectReason.INVALID_LINK, f"parent {pid!r} belongs to strategy {parent.strategy_id!r}"
+    if parent.instrument != intent.instrument:
+        return RejectReason.INVALID_LINK, f"parent {pid!r} is on {parent.instrument!r}, not {intent.instrument!r}"
+    if parent.is_buy == (intent.side == "buy"):
+        return RejectReason.INVALID_LINK, f"child side {intent.side} must be opposite to its parent's"
+    if parent.intent.parent_client_order_id is not None:
+        return RejectReason.INVALID_LINK, f"parent {pid!r} is itself a child: brackets are one level deep"
+    if intent.quantity > parent.quantity:
+        return RejectReason.INVALID_LINK, f"child quantity {intent.quantity} exceeds parent quantity {parent.quantity}"
+    return None
 
 
 def committed_buy_cash(book: Book, all_rules: dict[str, InstrumentRules], currency: str, fee_bps: int) -> int:
@@ -202,19 +233,35 @@ def committed_buy_cash(book: Book, all_rules: dict[str, InstrumentRules], curren
     return committed + committed * fee_bps // 10_000
 
 
-def free_position(book: Book, rules: InstrumentRules, held: int) -> int:
+def free_position(book: Book, rules: InstrumentRules, held: int, oco_group: str | None = None) -> int:
     """What a no-margin account may still sell: the position, less fees owed in the base
-    currency (rounded against us), less the open sells."""
+    currency (rounded against us), less the open sells. Linked sells count once per link (one
+    fill cancels the rest); `oco_group`'s own members are left out (a new member joins them)."""
     base_cash = book.portfolio.cash[rules.base].balance
     owed = base_cash // rules.base_unit_scale if base_cash < 0 else 0  # floor: a part unit counts whole
     selling = 0
+    linked: dict[str, int] = {}  # link -> the most any one member may sell (one fill cancels the rest)
     instrument = rules.instrument
     for o in book.open_orders.values():  # a plain loop: a generator costs more than the few orders
         if not o.is_buy and o.instrument == instrument:
             remaining = o.quantity - o.filled_quantity
             if o.replace_quantity is not None:  # a pending replace may land: hold the larger
                 remaining = max(remaining, o.replace_quantity - o.filled_quantity)
-            selling += remaining
+            intent = o.intent
+            pid = intent.parent_client_order_id
+            if pid is None and intent.oco_group is None:
+                selling += remaining
+                continue
+            if pid is not None:  # sells no more than its parent has bought so far
+                parent = book.orders.get(pid)
+                remaining = min(remaining, parent.filled_quantity if parent is not None else 0)
+            if pid is None and intent.oco_group == oco_group:
+                continue
+            link = "p:" + pid if pid is not None else "g:" + str(intent.oco_group)
+            if remaining > linked.get(link, 0):
+                linked[link] = remaining
+    for amount in linked.values():
+        selling += amount
     return held + owed - selling
 
 
@@ -240,7 +287,7 @@ def _check_balance(
         if need > free:
             return RejectReason.INSUFFICIENT_CASH, f"buy needs {need} {rules.quote}, free cash is {free}"
         return None
-    available = free_position(book, rules, held)
+    available = free_position(book, rules, held, intent.oco_group)
     if qty > available:
         return (
             RejectReason.INSUFFICIENT_POSITION,

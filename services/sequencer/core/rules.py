@@ -34,6 +34,7 @@ class InstrumentRules:
     native_replace: bool
     native_gtd: bool
     partial_fills: bool
+    linked_orders: bool
     max_order_quantity: int | None
     max_position: int | None
     max_order_notional: int | None
@@ -79,6 +80,7 @@ def compile_rules(config: CoreConfig) -> dict[str, InstrumentRules]:
             native_replace=venue.native_replace,
             native_gtd=venue.native_gtd,
             partial_fills=venue.partial_fills,
+            linked_orders=venue.linked_orders,
             max_order_quantity=config.risk.max_order_quantity.get(name),
             max_position=config.risk.max_position.get(name),
             max_order_notional=config.risk.max_order_notional.get(inst.quote),
