@@ -10,6 +10,7 @@ __all__ = ["main"]
 
 # Subcommand modules, in the order `tradebus --help` lists them.
 _COMMAND_MODULES = (
+    "services.cli.backtest_cmd",
     "services.cli.scenario_cmd",
     "services.cli.replay_cmd",
     "services.cli.schema_cmd",

@@ -1,0 +1,550 @@
+"""The in-process backtest: data, the core, the simulated venue and one strategy, no sockets.
+
+Theory of operation
+-------------------
+Market events are merged by the backtest ordering key (event time, then source priority, venue,
+instrument, producer, counter). For each one, in this order:
+
+1. the simulated venue sees it first and may fill, trigger or expire working orders; each report
+   it returns becomes an inbound envelope (source broker_report) that is sequenced, journaled and
+   applied before the market event itself (a fill at bar t+1's open comes before bar t+1 closes);
+2. the market event is sequenced, journaled and applied;
+3. the strategy hears about it (and, before it, about the fills of step 1), and may answer with
+   intents, which are sequenced, journaled and applied like any input; the order commands the core
+   emits go to the venue, whose reports go back through the core, and so on until nothing moves;
+4. when the next event has a later time, the time slice closes: strategies that asked for it get
+   `TimeSliceClosed`, and the equity curve gets a point.
+
+Everything the core applies is journaled, in order, so `tradebus replay` on the run's journal
+reproduces the final state hash; the venue's decisions are inputs (reports), not recomputed.
+The journal is written in group commits of `journal_batch` records with fsync off: a backtest is
+re-run from its inputs, not recovered, so a crash loses nothing that matters.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from schemas.enums import Source
+from schemas.envelope import Envelope
+from schemas.intents import CancelOrder, NoOp, PlaceOrder, ReplaceOrder, SetRiskFlag
+from schemas.market import Bar, Trade
+from schemas.outputs import (
+    FillBooked,
+    IntentRejected,
+    InvariantBroken,
+    OrderTransitioned,
+    ReportRefused,
+    RequestCancel,
+    RequestReplace,
+    SubmitOrder,
+)
+from services.backtest.config import BacktestConfig, core_config_for
+from services.backtest.records import EquityCurve, FillRecord, TradeBuilder, TradeRecord
+from services.backtest.result import BacktestResult, build_result
+from services.backtest.state_view import BookView
+from services.data.series import BarSeries, TradeSeries
+from services.matching.venue import SimulatedVenue, VenueReport
+from services.sequencer.core.config import CoreConfig
+from services.sequencer.core.engine import SequencerCore
+from services.sequencer.journal.writer import FsyncPolicy, JournalWriter
+from services.strategy.api import Strategy
+from services.strategy.context import StrategyContext
+from services.strategy.events import (
+    BarClosed,
+    IntentRefused,
+    OrderFilled,
+    OrderUpdated,
+    TimeSliceClosed,
+    TradePrinted,
+)
+
+__all__ = ["BacktestError", "run_backtest"]
+
+Series = BarSeries | TradeSeries
+
+# A strategy and a venue answering each other forever (e.g. re-placing a refused order on every
+# refusal) would hang the run; a real exchange of intents and reports settles in a few rounds.
+MAX_SETTLE_ROUNDS = 10_000
+_PROGRESS_EVERY = 8192  # market events between progress-bar updates (tqdm costs ~1 us a call)
+
+_MARKET = Source.MARKET_DATA
+_REPORT = Source.BROKER_REPORT
+_STRATEGY = Source.STRATEGY
+_INTENTS = (PlaceOrder, CancelOrder, ReplaceOrder, SetRiskFlag, NoOp)
+
+
+class BacktestError(RuntimeError):
+    """The backtest cannot go on: a strategy error, a runaway loop, or an unusable input."""
+
+
+def run_backtest(
+    strategy: Strategy | type[Strategy] | Any,
+    data: Series | Sequence[Series],
+    config: BacktestConfig | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    progress: bool = False,
+    params: dict[str, Any] | None = None,
+) -> BacktestResult:
+    """Run `strategy` over `data` in one process and return orders, fills, trades, equity, statistics.
+
+    Args:
+        strategy: a native `Strategy` (instance or class), or a Backtrader-style strategy class
+            (`services.strategy.btcompat.Strategy` subclass), which is wrapped.
+        data: bar and/or trade series (see `services.data`), any number of instruments.
+        config: cash, costs, fill rules; defaults to `BacktestConfig()`.
+        run_dir: where the journal goes (`journal.tbj`); None keeps everything in memory.
+        progress: show a progress bar on stderr.
+        params: strategy parameters (when `strategy` is a class).
+
+    Raises:
+        BacktestError: the strategy raised, looped, or the data is unusable.
+    """
+    config = config or BacktestConfig()
+    series = [data] if isinstance(data, BarSeries | TradeSeries) else list(data)
+    if not series:
+        raise BacktestError("data: no series given")
+    instance = _instantiate(strategy, params)
+    run = _Run(instance, series, config, Path(run_dir) if run_dir is not None else None, progress)
+    return run.execute()
+
+
+def _instantiate(strategy: Any, params: dict[str, Any] | None) -> Strategy:
+    from services.strategy.loader import as_native_strategy  # the Backtrader-style layer is optional
+
+    return as_native_strategy(strategy, params or {})
+
+
+class _Run:
+    """One backtest: owns the core, the venue, the journal and the strategy's context."""
+
+    def __init__(
+        self, strategy: Strategy, series: list[Series], config: BacktestConfig, run_dir: Path | None, progress: bool
+    ) -> None:
+        instruments = sorted({s.instrument for s in series})
+        self.config = config
+        self.core_config: CoreConfig = core_config_for(instruments, config)
+        for s in series:
+            expected = self.core_config.instruments[s.instrument].venue
+            if s.venue != expected:
+                raise BacktestError(f"data {s.source or s.instrument}: venue {s.venue!r}, configured {expected!r}")
+        self.series = series
+        self.core = SequencerCore(self.core_config)
+        self.venues = {
+            name: SimulatedVenue(name, self.core_config, config.matching) for name in self.core_config.venues
+        }
+        self.strategy = strategy
+        self.strategy_id = getattr(strategy, "strategy_id", None) or config.strategy_id
+        self.ctx = StrategyContext(
+            self.strategy_id,
+            self.core_config,
+            BookView(self.core.book),
+            getattr(strategy, "param_values", {}),
+            config.currency,
+        )
+        self.wants_slices = bool(getattr(strategy, "wants_time_slices", False))
+        self.run_dir = run_dir
+        self.progress = progress
+        self.seq = 0
+        self.report_seq: dict[str, int] = {name: 0 for name in self.venues}
+        self.intent_seq = 0
+        self.strategy_producer = f"strategy:{self.strategy_id}"
+        self.pending_events: deque[Any] = deque()
+        self.pending_commands: deque[Any] = deque()
+        self.journal: JournalWriter | None = None
+        self.journal_buffer: list[Envelope] = []
+        self.fills: list[FillRecord] = []
+        self.trades: list[TradeRecord] = []
+        self.trade_builder = TradeBuilder()
+        self.fees_paid = 0.0
+        self.warnings: list[str] = []
+        self.seq_times: dict[int, int] = {}  # seq id -> event time, for order and report envelopes
+        self.curve = EquityCurve()
+        self.bar_index = 0
+        self.prices: dict[str, tuple[array[int], array[float]]] = {}
+        units = self.ctx.units
+        self.currency = config.currency
+        cash_decimals = self.core_config.currencies[config.currency].decimals
+        self.cash_to_float = 10.0**-cash_decimals
+        # Marking positions to market: instrument -> (price x size -> account currency) multiplier.
+        self.mark: dict[str, float] = {
+            name: u.to_price * u.to_size
+            for name, u in units.items()
+            if u.spec.quote == config.currency
+        }
+
+    # ------------------------------------------------------------------ the run
+
+    def execute(self) -> BacktestResult:
+        started = time.perf_counter()
+        journal_path = None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            journal_path = self.run_dir / "journal.tbj"
+            if journal_path.exists():
+                journal_path.unlink()
+            self.journal = JournalWriter.create(journal_path, self.core_config, fsync=FsyncPolicy.NEVER)
+        total = sum(len(s) for s in self.series)
+        bar = _progress_bar(total) if self.progress else None
+        try:
+            self._deliver_intents(self._call(self.strategy.on_start, self.ctx))
+            self._settle()
+            if len(self.series) == 1 and isinstance(self.series[0], BarSeries):
+                events = self._run_single_bar_series(self.series[0], bar)
+            else:
+                events = self._run_merged(bar)
+            self._deliver_intents(self._call(self.strategy.on_stop, self.ctx))
+            self._settle()
+        finally:
+            if bar is not None:
+                bar.close()
+            self._flush_journal()
+            if self.journal is not None:
+                self.journal.close()
+        elapsed = time.perf_counter() - started
+        return build_result(self, events, elapsed, journal_path)
+
+    def _run_single_bar_series(self, s: BarSeries, bar: Any) -> int:
+        """The fast path: one bar series, envelopes built straight from the columns."""
+        core_apply = self.core.apply
+        append = self.journal_buffer.append
+        batch = self.config.journal_batch
+        venue = self.venues[s.venue]
+        on_bar = venue.on_bar
+        on_event = self.strategy.on_event
+        ctx = self.ctx
+        instrument = s.instrument
+        venue_name = s.venue
+        producer = f"file:{instrument}"
+        interval = s.interval_ns
+        units = ctx.units[instrument]
+        px = units.to_price
+        sz = units.to_size
+        wants_slices = self.wants_slices
+        curve_point = self._curve_point
+        prices_t: array[int] = array("q")
+        prices_c: array[float] = array("d")
+        self.prices[instrument] = (prices_t, prices_c)
+        # With cheat-on-close the venue must see every bar; otherwise only while something is working.
+        every_bar = self.config.matching.fill_market_on == "close"
+        seq = self.seq
+        n = 0
+        for t, o, h, lo, c, v in zip(s.close_time_ns, s.open, s.high, s.low, s.close, s.volume, strict=True):
+            payload = Bar(open=o, high=h, low=lo, close=c, volume=v, interval_ns=interval)
+            if every_bar or venue.open_order_count or venue.next_due_ns is not None:
+                reports = on_bar(instrument, payload, t)
+                if reports:
+                    self.seq = seq
+                    self._ingest_reports(venue_name, reports)
+                    self._settle()
+                    seq = self.seq
+            n += 1
+            seq += 1
+            env = Envelope(
+                source=_MARKET,
+                producer_id=producer,
+                producer_seq=n,
+                event_time_ns=t,
+                payload=payload,
+                venue=venue_name,
+                instrument=instrument,
+                seq_id=seq,
+                ingest_time_ns=t,
+            )
+            append(env)
+            if len(self.journal_buffer) >= batch:
+                self._flush_journal()
+            out = core_apply(env)
+            self.seq = seq
+            if out:
+                self._dispatch(out)
+                self._settle()
+            try:  # free unless it raises (3.11 zero-cost try): this is the hot loop
+                intents = on_event(ctx, BarClosed(instrument, t, o * px, h * px, lo * px, c * px, v * sz, interval))
+            except Exception as exc:
+                raise self._strategy_error(on_event, exc) from exc
+            if intents is not None:
+                self._deliver_intents(intents)
+                self._settle()
+            if wants_slices:
+                self._deliver_intents(self._call(on_event, ctx, TimeSliceClosed(t)))
+                self._settle()
+            seq = self.seq
+            prices_t.append(t)
+            prices_c.append(c * px)
+            curve_point(t)
+            if bar is not None and not n % _PROGRESS_EVERY:
+                bar.update(_PROGRESS_EVERY)
+        if bar is not None:
+            bar.update(n % _PROGRESS_EVERY)
+        return n
+
+    def _run_merged(self, bar: Any) -> int:
+        """Any mix of series: merged by the backtest ordering key."""
+        slice_time: int | None = None
+        every_bar = self.config.matching.fill_market_on == "close"
+        n = 0
+        for env in _merge(self.series):
+            t = env.event_time_ns
+            if slice_time is not None and t != slice_time:
+                self._close_slice(slice_time)
+            slice_time = t
+            venue = self.venues[env.venue]
+            payload = env.payload
+            if every_bar or venue.open_order_count or venue.next_due_ns is not None:
+                if type(payload) is Bar:
+                    reports = venue.on_bar(env.instrument, payload, t)
+                else:
+                    reports = venue.on_trade(env.instrument, payload, t)
+                if reports:
+                    self._ingest_reports(env.venue, reports)
+                    self._settle()
+            self.seq += 1
+            env = msgspec.structs.replace(env, seq_id=self.seq, ingest_time_ns=t)
+            self._journal(env)
+            out = self.core.apply(env)
+            if out:
+                self._dispatch(out)
+                self._settle()
+            self._deliver_intents(self._call(self.strategy.on_event, self.ctx, self._market_event(env)))
+            self._settle()
+            prices = self.prices.get(env.instrument)
+            if prices is None:
+                prices = self.prices[env.instrument] = (array("q"), array("d"))
+            prices[0].append(t)
+            prices[1].append(self.ctx.last_price(env.instrument) or 0.0)
+            n += 1
+            if bar is not None and not n % _PROGRESS_EVERY:
+                bar.update(_PROGRESS_EVERY)
+        if slice_time is not None:
+            self._close_slice(slice_time)
+        if bar is not None:
+            bar.update(n % _PROGRESS_EVERY)
+        return n
+
+    def _market_event(self, env: Envelope) -> Any:
+        u = self.ctx.units[env.instrument]
+        p = env.payload
+        if type(p) is Bar:
+            px = u.to_price
+            return BarClosed(
+                env.instrument, env.event_time_ns, p.open * px, p.high * px, p.low * px, p.close * px,
+                p.volume * u.to_size, p.interval_ns,
+            )  # fmt: skip
+        assert type(p) is Trade, f"unexpected market payload {type(p).__name__}"
+        return TradePrinted(
+            env.instrument, env.event_time_ns, p.price * u.to_price, p.quantity * u.to_size,
+            None if p.aggressor is None else str(p.aggressor),
+        )  # fmt: skip
+
+    def _close_slice(self, t: int) -> None:
+        if self.wants_slices:
+            self._deliver_intents(self._call(self.strategy.on_event, self.ctx, TimeSliceClosed(t)))
+            self._settle()
+        self._curve_point(t)
+
+    def _curve_point(self, t: int) -> None:
+        book = self.core.book
+        cash = book.portfolio.cash[self.currency].balance * self.cash_to_float
+        gross = 0.0
+        net = 0.0
+        positions = book.portfolio.positions
+        if positions:
+            last = book.last_prices
+            for name, mark in self.mark.items():
+                pos = positions.get(name)
+                if pos is not None and pos.quantity:
+                    value = pos.quantity * last.get(name, 0) * mark
+                    net += value
+                    gross += abs(value)
+        equity = cash + net
+        self.curve.append(t, equity, cash, gross / equity if equity > 0 else 0.0)
+        self.bar_index += 1
+
+    # ------------------------------------------------------------------ inputs to the core
+
+    def _journal(self, env: Envelope) -> None:
+        self.journal_buffer.append(env)
+        if len(self.journal_buffer) >= self.config.journal_batch:
+            self._flush_journal()
+
+    def _flush_journal(self) -> None:
+        if self.journal is not None and self.journal_buffer:
+            self.journal.append_batch(self.journal_buffer)
+        self.journal_buffer.clear()
+
+    def _ingest_reports(self, venue: str, reports: Iterable[VenueReport]) -> None:
+        for r in reports:
+            self.report_seq[venue] += 1
+            self.seq += 1
+            t = r.time_ns
+            env = Envelope(
+                source=_REPORT,
+                producer_id=f"venue:{venue}",
+                producer_seq=self.report_seq[venue],
+                event_time_ns=t,
+                payload=r.report,
+                venue=venue,
+                instrument=r.instrument,
+                seq_id=self.seq,
+                ingest_time_ns=t,
+            )
+            self.seq_times[self.seq] = max(t, self.core.event_time_ns)
+            self._journal(env)
+            out = self.core.apply(env)
+            if out:
+                self._dispatch(out)
+
+    def _deliver_intents(self, intents: Any) -> None:
+        if intents is None:
+            return
+        if isinstance(intents, _INTENTS):
+            intents = (intents,)
+        t = self.core.event_time_ns
+        for intent in intents:
+            if not isinstance(intent, _INTENTS):
+                raise BacktestError(
+                    f"strategy {self.strategy_id}: returned {type(intent).__name__} {intent!r}; "
+                    "on_event must return intents (PlaceOrder, CancelOrder, ...), a list of them, or None"
+                )
+            self.intent_seq += 1
+            self.seq += 1
+            env = Envelope(
+                source=_STRATEGY,
+                producer_id=self.strategy_producer,
+                producer_seq=self.intent_seq,
+                event_time_ns=t,
+                payload=intent,
+                instrument=getattr(intent, "instrument", ""),
+                seq_id=self.seq,
+                ingest_time_ns=t,
+            )
+            self.seq_times[self.seq] = t
+            self._journal(env)
+            out = self.core.apply(env)
+            if out:
+                self._dispatch(out)
+
+    # ------------------------------------------------------------------ outputs of the core
+
+    def _dispatch(self, out: list[Any]) -> None:
+        """Route the core's outputs: commands to venues, news to the strategy, records to the result."""
+        sid = self.strategy_id
+        t = self.core.event_time_ns
+        for o in out:
+            kind = type(o)
+            if kind is OrderTransitioned:
+                if o.strategy_id == sid:
+                    u = self.ctx.units[o.instrument]
+                    self.pending_events.append(
+                        OrderUpdated(
+                            t, o.client_order_id, o.instrument, str(o.event), str(o.from_state), str(o.to_state),
+                            o.quantity * u.to_size, o.filled_quantity * u.to_size, o.note,
+                        )  # fmt: skip
+                    )
+            elif kind is SubmitOrder or kind is RequestCancel or kind is RequestReplace:
+                self.pending_commands.append(o)
+            elif kind is FillBooked:
+                self._book_fill(o, t)
+            elif kind is IntentRejected:
+                if o.strategy_id == sid:
+                    self.pending_events.append(IntentRefused(t, o.intent, str(o.reason), o.detail, o.client_order_id))
+            elif kind is ReportRefused or kind is InvariantBroken:
+                # The simulated venue and the core disagree: our bug, made loud in the result.
+                self.warnings.append(f"seq {o.seq_id}: {msgspec.json.encode(o).decode()}")
+
+    def _book_fill(self, o: FillBooked, t: int) -> None:
+        u = self.ctx.units[o.instrument]
+        fee_scale = 10.0 ** -self.core_config.currencies[o.fee_currency].decimals
+        fill = FillRecord(
+            time_ns=t,
+            seq_id=o.seq_id,
+            strategy_id=o.strategy_id,
+            client_order_id=o.client_order_id,
+            instrument=o.instrument,
+            side=str(o.side),
+            quantity=o.quantity * u.to_size,
+            price=o.price * u.to_price,
+            fee=o.fee * fee_scale,
+            fee_currency=o.fee_currency,
+            trade_id=o.trade_id,
+            liquidity="",
+        )
+        self.fills.append(fill)
+        if o.fee_currency == self.currency:
+            self.fees_paid += fill.fee
+        trade = self.trade_builder.on_fill(fill, self.bar_index)
+        if trade is not None:
+            self.trades.append(trade)
+        if o.strategy_id == self.strategy_id:
+            self.pending_events.append(
+                OrderFilled(
+                    t, o.client_order_id, o.instrument, str(o.side), fill.quantity, fill.price, fill.fee,
+                    o.fee_currency, o.position_quantity * u.to_size, o.trade_id,
+                )  # fmt: skip
+            )
+
+    def _settle(self) -> None:
+        """Commands to venues, then news to the strategy, until neither has anything left."""
+        events = self.pending_events
+        commands = self.pending_commands
+        rounds = 0
+        while events or commands:
+            rounds += 1
+            if rounds > MAX_SETTLE_ROUNDS:
+                raise BacktestError(
+                    f"strategy {self.strategy_id} and the venue did not settle after {MAX_SETTLE_ROUNDS} rounds "
+                    f"at event time {self.core.event_time_ns}: does the strategy answer every update with a new order?"
+                )
+            while commands:
+                cmd = commands.popleft()
+                venue = self.venues[cmd.venue]
+                now = self.core.event_time_ns
+                kind = type(cmd)
+                if kind is SubmitOrder:
+                    reports = venue.submit(cmd, now)
+                elif kind is RequestCancel:
+                    reports = venue.cancel(cmd, now)
+                else:
+                    reports = venue.replace(cmd, now)
+                if reports:
+                    self._ingest_reports(cmd.venue, reports)
+            if events:
+                event = events.popleft()
+                self._deliver_intents(self._call(self.strategy.on_event, self.ctx, event))
+
+    def _call(self, hook: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return hook(*args)
+        except BacktestError:
+            raise
+        except Exception as exc:
+            raise self._strategy_error(hook, exc) from exc
+
+    def _strategy_error(self, hook: Callable[..., Any], exc: Exception) -> BacktestError:
+        where = getattr(hook, "__qualname__", repr(hook))
+        return BacktestError(
+            f"strategy {self.strategy_id}: {where} raised {type(exc).__name__}: {exc} "
+            f"(event time {self.core.event_time_ns}, seq {self.core.seq_id})"
+        )
+
+
+def _merge(series: list[Series]) -> Iterator[Envelope]:
+    from services.data.merge import merge
+
+    return merge(*series)
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="ev", unit_scale=True, desc="backtest", mininterval=0.5, smoothing=0.1)
+

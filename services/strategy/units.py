@@ -1,0 +1,68 @@
+"""Display units (floats a strategy writes) to the core's exact integers, and back.
+
+A price becomes the nearest tick; a quantity becomes whole lots, rounded down (never trade more
+than asked). Anything that does not become a positive, finite, representable number is refused
+with an error naming the field and the value, before it reaches the core.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from services.sequencer.core.config import InstrumentSpec
+
+__all__ = ["InstrumentUnits"]
+
+
+class InstrumentUnits:
+    """Conversions for one instrument, compiled from its spec."""
+
+    __slots__ = ("instrument", "lot_size", "price_scale", "size_scale", "spec", "tick_size", "to_price", "to_size")
+
+    def __init__(self, instrument: str, spec: InstrumentSpec) -> None:
+        self.instrument = instrument
+        self.spec = spec
+        self.tick_size = spec.tick_size
+        self.lot_size = spec.lot_size
+        # Multipliers from integer units to display units (one multiplication on the hot path).
+        self.to_price = 10.0**-spec.price_decimals
+        self.to_size = 10.0**-spec.size_decimals
+        self.price_scale = 10**spec.price_decimals
+        self.size_scale = 10**spec.size_decimals
+
+    def price_units(self, value: float | Decimal | int, field: str = "price") -> int:
+        """The nearest tick to `value` (display units), in price units.
+
+        Raises:
+            ValueError: `value` is not finite, or not positive.
+        """
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{field}: {value!r} is not a finite number ({self.instrument})")
+        units = Decimal(str(value)) * self.price_scale if not isinstance(value, Decimal) else value * self.price_scale
+        ticks = int((units / self.tick_size).to_integral_value())  # half-even: no bias up or down
+        if ticks <= 0:
+            raise ValueError(f"{field}: {value!r} is not a positive price at tick {self.tick_size} ({self.instrument})")
+        return ticks * self.tick_size
+
+    def size_units(self, value: float | Decimal | int, field: str = "quantity") -> int:
+        """Whole lots of `value` (display units), rounded down, in size units.
+
+        Raises:
+            ValueError: `value` is not finite, or rounds down to zero lots.
+        """
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{field}: {value!r} is not a finite number ({self.instrument})")
+        units = Decimal(str(value)) * self.size_scale if not isinstance(value, Decimal) else value * self.size_scale
+        # A float like 0.3 reads as 0.3 through str(); a hair below a lot boundary is float noise.
+        lots = int((units / self.lot_size + Decimal("1e-9")) // 1)
+        if lots <= 0:
+            lot = Decimal(self.lot_size) / self.size_scale
+            raise ValueError(f"{field}: {value!r} is less than one lot ({lot}) of {self.instrument}")
+        return lots * self.lot_size
+
+    def price(self, units: int) -> float:
+        return units * self.to_price
+
+    def size(self, units: int) -> float:
+        return units * self.to_size
