@@ -229,10 +229,17 @@ class _Run:
         px = units.to_price
         sz = units.to_size
         wants_slices = self.wants_slices
-        curve_point = self._curve_point
         prices_t: array[int] = array("q")
         prices_c: array[float] = array("d")
         self.prices[instrument] = (prices_t, prices_c)
+        # The equity point, inlined (one instrument): cash + position x close, no method calls.
+        curve = self.curve
+        curve_t, curve_eq, curve_cash, curve_exp = curve.time_ns.append, curve.equity.append, curve.cash.append, curve.exposure.append
+        account = self.core.book.portfolio.cash[self.currency]
+        cash_scale = self.cash_to_float
+        positions = self.core.book.portfolio.positions
+        mark = self.mark.get(instrument, 0.0)
+        buffer = self.journal_buffer
         # With cheat-on-close the venue must see every bar; otherwise only while something is working.
         every_bar = self.config.matching.fill_market_on == "close"
         seq = self.seq
@@ -260,7 +267,7 @@ class _Run:
                 ingest_time_ns=t,
             )
             append(env)
-            if len(self.journal_buffer) >= batch:
+            if len(buffer) >= batch:
                 self._flush_journal()
             out = core_apply(env)
             self.seq = seq
@@ -278,9 +285,24 @@ class _Run:
                 self._deliver_intents(self._call(on_event, ctx, TimeSliceClosed(t)))
                 self._settle()
             seq = self.seq
+            close = c * px
             prices_t.append(t)
-            prices_c.append(c * px)
-            curve_point(t)
+            prices_c.append(close)
+            cash = account.balance * cash_scale
+            pos = positions.get(instrument)
+            if pos is None or not pos.quantity:
+                curve_t(t)
+                curve_eq(cash)
+                curve_cash(cash)
+                curve_exp(0.0)
+            else:
+                value = pos.quantity * c * mark
+                equity = cash + value
+                curve_t(t)
+                curve_eq(equity)
+                curve_cash(cash)
+                curve_exp(abs(value) / equity if equity > 0 else 0.0)
+            self.bar_index += 1
             if bar is not None and not n % _PROGRESS_EVERY:
                 bar.update(_PROGRESS_EVERY)
         if bar is not None:
@@ -481,7 +503,7 @@ class _Run:
         self.fills.append(fill)
         if o.fee_currency == self.currency:
             self.fees_paid += fill.fee
-        trade = self.trade_builder.on_fill(fill, self.bar_index)
+        trade = self.trade_builder.on_fill(fill, self.bar_index, o.position_quantity * u.to_size)
         if trade is not None:
             self.trades.append(trade)
         if o.strategy_id == self.strategy_id:
