@@ -6,14 +6,20 @@ STAMP  := $(VENV)/.installed-stamp
 
 COMPILED := .build/compiled
 
-.PHONY: run test bench compiled lint schema clean
+.PHONY: run scenario test bench compiled lint schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# The bundled example strategy on the bundled data, in process (docs: README "First run").
 run: $(STAMP)
+	$(VENV)/bin/tradebus backtest examples/strategies/sma_cross.py --data examples/data/BTC-USD_1m.csv \
+		--resample 15m --fees 0.001 --run-dir runs/sma_cross
+
+# The recorded order-lifecycle scenario through the core, journal and checkpoints.
+scenario: $(STAMP)
 	$(VENV)/bin/tradebus scenario examples/scenarios/default --run-dir runs/default --overwrite
 
 test: $(STAMP)

@@ -41,9 +41,10 @@ def register(sub: Any) -> None:
         "--data",
         action="append",
         required=True,
-        metavar="[INSTRUMENT=]PATH",
+        metavar="[INSTRUMENT[@INTERVAL]=]PATH",
         help="bars (.csv, .csv.gz, .parquet); the instrument defaults to the file name up to '_' "
-        "(BTC-USD_1m.csv -> BTC-USD). Repeat for several instruments or timeframes.",
+        "(BTC-USD_1m.csv -> BTC-USD); @INTERVAL resamples this file (BTC-USD@1h=...). "
+        "Repeat for several instruments or timeframes.",
     )
     p.add_argument("--trades", action="store_true", help="the data files hold trades, not bars")
     p.add_argument("--cash", default="100000", help="starting cash in --currency (default 100000)")
@@ -155,6 +156,7 @@ def _load(args: argparse.Namespace, config: BacktestConfig) -> list[BarSeries | 
         if not sep:
             path_text = item
             name = Path(item).name.split("_", 1)[0].split(".", 1)[0]
+        name, _, own_interval = name.partition("@")
         path = Path(path_text)
         if not path.is_file():
             raise UsageError(f"--data: file {str(path)!r} does not exist")
@@ -166,8 +168,8 @@ def _load(args: argparse.Namespace, config: BacktestConfig) -> list[BarSeries | 
             path, name, spec, interval=args.interval, timestamp=args.timestamp, start=args.start, end=args.end,
             repair=repairs,
         )  # fmt: skip
-        if args.resample:
-            bars = resample(bars, args.resample)
+        if own_interval or args.resample:
+            bars = resample(bars, own_interval or args.resample)
         if bars.repairs:
             done = ", ".join(f"{k} {v}" for k, v in sorted(bars.repairs.items()))
             print(f"{path}: repaired rows ({done})", file=sys.stderr)

@@ -8,6 +8,7 @@ damaged journal, goes to stderr). The journal is only read.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -29,13 +30,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="replay a journal from scratch and verify checkpoint state hashes",
         description=(
             "Replay JOURNAL under the config in its header and compare the state hash at every "
-            "checkpoint's seq id. The journal is not modified. Exit 0: all match; 1: a mismatch; "
-            "2: damaged journal."
+            "checkpoint's seq id, and the final one with --expect-hash or, for a backtest run "
+            "folder, with the state_hash of the summary.json beside the journal. The journal is "
+            "not modified. Exit 0: all match; 1: a mismatch; 2: damaged journal."
         ),
     )
     parser.add_argument("journal", type=Path, metavar="JOURNAL", help="journal file to replay")
     parser.add_argument("--checkpoints", type=Path, metavar="DIR", help="checkpoint directory to verify against")
     parser.add_argument("--trace", type=Path, metavar="OUT.jsonl", help="write the canonical transition trace here")
+    parser.add_argument("--expect-hash", metavar="HASH", help="the final state hash the replay must reproduce")
     parser.set_defaults(run=run)
     return parser
 
@@ -78,9 +81,30 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_DAMAGED
         lines = result.trace.count(b"\n")
         print(f"trace: {args.trace} ({lines} lines)", file=out)
-    if not result.all_ok:
+    expected, where = _expected_hash(args)
+    final_ok = True
+    if expected is not None:
+        final_ok = result.final_state_hash == expected
+        verdict = "OK" if final_ok else f"MISMATCH expected {expected}"
+        print(f"final state hash vs {where}: {verdict}", file=out)
+    if not result.all_ok or not final_ok:
         return EXIT_MISMATCH
     return EXIT_OK
+
+
+def _expected_hash(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The hash to compare with: --expect-hash, else a backtest's summary.json next to the journal."""
+    if args.expect_hash:
+        return args.expect_hash, "--expect-hash"
+    summary = args.journal.parent / "summary.json"
+    if not summary.is_file():
+        return None, ""
+    try:
+        data = json.loads(summary.read_text())
+        value = data["config"]["state_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, ""
+    return (value, str(summary)) if isinstance(value, str) else (None, "")
 
 
 def main(argv: list[str] | None = None) -> int:
