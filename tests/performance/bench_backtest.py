@@ -1,0 +1,219 @@
+"""Backtest throughput: SMA(10/30) crossover over N one-minute bars, five ways, in one run.
+
+    python -m tests.performance.bench_backtest --bars 1000000 --out .bench/backtest.json
+
+Cases, each in its own subprocess (so each peak memory is its own), on the same seeded data:
+
+- `native`: tradebus in-process backtest, native `on_event` strategy (journal written);
+- `btcompat`: the same backtest, Backtrader-style strategy through `services.strategy.btcompat`;
+- `backtrader`: Backtrader 1.9.78 (`cerebro.run()`, its default `runonce=True`);
+- `backtrader_runonce_false`: Backtrader with `runonce=False` (next() bar by bar, like us);
+- `plain_loop`: a Python loop computing the same signals (the floor of any Python engine).
+
+Throughput is bars/s of wall time for the run itself (data already in memory); ratios compare
+cases of the same run, which is what means something on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from services.backtest import BacktestConfig, instrument_spec_for, run_backtest
+from services.data.series import BarSeries
+from services.data.synthetic import synthetic_bars
+
+REPO = Path(__file__).resolve().parents[2]
+SEED = 20261124
+CASES = ("native", "btcompat", "backtrader", "backtrader_runonce_false", "plain_loop")
+CONFIG = BacktestConfig(cash=10_000_000)  # enough cash that every signal trades (Backtrader's broker too)
+
+
+def _bars(n: int) -> BarSeries:
+    return synthetic_bars(n, "BTC-USD", instrument_spec_for("BTC-USD", CONFIG), SEED)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def case_native(bars: BarSeries) -> dict[str, Any]:
+    from services.strategy.loader import load_strategy_class
+
+    strategy = load_strategy_class(str(REPO / "examples/strategies/sma_cross.py"))
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = run_backtest(strategy, bars, CONFIG, run_dir=tmp)
+        elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "trades": len(result.fills), "final_value": result.final_equity}
+
+
+def case_btcompat(bars: BarSeries) -> dict[str, Any]:
+    from services.strategy.loader import load_strategy_class
+
+    strategy = load_strategy_class(str(REPO / "examples/strategies/sma_cross_bt.py"))
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = run_backtest(strategy, bars, CONFIG, run_dir=tmp)
+        elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "trades": len(result.fills), "final_value": result.final_equity}
+
+
+def _backtrader(bars: BarSeries, runonce: bool) -> dict[str, Any]:
+    import backtrader as bt
+
+    px = 10.0**-2
+    sz = 10.0**-4
+    rows = [
+        (t, o * px, h * px, lo * px, c * px, v * sz)
+        for t, o, h, lo, c, v in zip(bars.close_time_ns, bars.open, bars.high, bars.low, bars.close, bars.volume, strict=True)
+    ]
+
+    class Feed(bt.feed.DataBase):  # type: ignore[misc]
+        """Bars from memory: Backtrader's own CSV parsing would dominate its time."""
+
+        def start(self) -> None:
+            super().start()
+            self._rows = iter(rows)
+
+        def _load(self) -> bool:
+            row = next(self._rows, None)
+            if row is None:
+                return False
+            t, o, h, lo, c, v = row
+            self.lines.datetime[0] = bt.date2num(_utc(t))
+            self.lines.open[0], self.lines.high[0], self.lines.low[0], self.lines.close[0] = o, h, lo, c
+            self.lines.volume[0] = v
+            self.lines.openinterest[0] = 0.0
+            return True
+
+    class SmaCross(bt.Strategy):  # type: ignore[misc]
+        params = (("fast", 10), ("slow", 30))
+
+        def __init__(self) -> None:
+            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast), bt.ind.SMA(period=self.p.slow))
+
+        def next(self) -> None:
+            if self.cross[0] > 0 and not self.position:
+                self.buy(size=1)
+            elif self.cross[0] < 0 and self.position:
+                self.close()
+
+    cerebro = bt.Cerebro(runonce=runonce, stdstats=False)
+    cerebro.adddata(Feed(timeframe=bt.TimeFrame.Minutes))
+    cerebro.addstrategy(SmaCross)
+    cerebro.broker.setcash(float(CONFIG.cash))
+    started = time.perf_counter()
+    [strategy] = cerebro.run()
+    elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "trades": len(strategy._orders), "final_value": cerebro.broker.getvalue()}
+
+
+def _utc(time_ns: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(time_ns / 1e9, UTC).replace(tzinfo=None)
+
+
+def case_backtrader(bars: BarSeries) -> dict[str, Any]:
+    return _backtrader(bars, runonce=True)
+
+
+def case_backtrader_runonce_false(bars: BarSeries) -> dict[str, Any]:
+    return _backtrader(bars, runonce=False)
+
+
+def case_plain_loop(bars: BarSeries) -> dict[str, Any]:
+    """Rolling sums and a crossover test: the same signals, no engine at all."""
+    started = time.perf_counter()
+    closes = bars.close
+    fast_n, slow_n = 10, 30
+    fast_sum = slow_sum = 0
+    prev_diff = 0.0
+    long = False
+    signals = 0
+    for i, c in enumerate(closes):
+        fast_sum += c
+        slow_sum += c
+        if i >= fast_n:
+            fast_sum -= closes[i - fast_n]
+        if i >= slow_n:
+            slow_sum -= closes[i - slow_n]
+        if i >= slow_n - 1:
+            diff = fast_sum / fast_n - slow_sum / slow_n
+            if diff > 0 and prev_diff <= 0 and i >= slow_n and not long:
+                long = True
+                signals += 1
+            elif diff < 0 and prev_diff >= 0 and i >= slow_n and long:
+                long = False
+                signals += 1
+            prev_diff = diff
+    return {"seconds": time.perf_counter() - started, "trades": signals, "final_value": None}
+
+
+def run_case(name: str, n: int) -> dict[str, Any]:
+    runner: Callable[[BarSeries], dict[str, Any]] = globals()[f"case_{name}"]
+    bars = _bars(n)
+    out = runner(bars)
+    out["bars"] = n
+    out["bars_per_s"] = n / out["seconds"]
+    out["peak_rss_mb"] = _peak_mb()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bars", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=Path(".bench/backtest.json"))
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
+    args = parser.parse_args(argv)
+    if args.case:
+        print(json.dumps(run_case(args.case, args.bars)))
+        return 0
+    results: dict[str, Any] = {}
+    for name in args.cases.split(","):
+        print(f"{name}: {args.bars:,} bars ...", file=sys.stderr, flush=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.performance.bench_backtest", "--case", name, "--bars", str(args.bars)],
+            cwd=REPO, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            results[name] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+            print(f"  failed: {results[name]['error']}", file=sys.stderr)
+            continue
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        r = results[name]
+        print(f"  {r['bars_per_s']:>12,.0f} bars/s  {r['seconds']:7.2f} s  peak {r['peak_rss_mb']:6.0f} MB  "
+              f"trades {r['trades']}", file=sys.stderr)  # fmt: skip
+    ratios = {}
+    base = results.get("backtrader", {}).get("bars_per_s")
+    for name, r in results.items():
+        if base and "bars_per_s" in r:
+            ratios[f"{name}_vs_backtrader"] = r["bars_per_s"] / base
+    report = {
+        "command": "python -m tests.performance.bench_backtest --bars " + str(args.bars),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "targets": {"native_bars_per_s": 150_000, "native_vs_backtrader": 15, "btcompat_bars_per_s": 75_000, "peak_rss_mb": 500},
+        "results": results,
+        "ratios": ratios,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for key, value in ratios.items():
+        print(f"{key}: {value:.1f}x", file=sys.stderr)
+    print(f"written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
