@@ -47,11 +47,13 @@ from schemas.outputs import (
     SubmitOrder,
 )
 from services.backtest.config import BacktestConfig, core_config_for
+from services.backtest.errors import BacktestError
 from services.backtest.records import EquityCurve, FillRecord, TradeBuilder, TradeRecord
 from services.backtest.result import BacktestResult, build_result
 from services.backtest.state_view import BookView
 from services.data.series import BarSeries, TradeSeries
-from services.matching.venue import SimulatedVenue, VenueReport
+from services.matching.orders import VenueReport
+from services.matching.venue import SimulatedVenue
 from services.sequencer.core.config import CoreConfig
 from services.sequencer.core.engine import SequencerCore
 from services.sequencer.journal.writer import FsyncPolicy, JournalWriter
@@ -79,10 +81,6 @@ _MARKET = Source.MARKET_DATA
 _REPORT = Source.BROKER_REPORT
 _STRATEGY = Source.STRATEGY
 _INTENTS = (PlaceOrder, CancelOrder, ReplaceOrder, SetRiskFlag, NoOp)
-
-
-class BacktestError(RuntimeError):
-    """The backtest cannot go on: a strategy error, a runaway loop, or an unusable input."""
 
 
 def run_backtest(
@@ -322,9 +320,10 @@ class _Run:
             venue = self.venues[env.venue]
             payload = env.payload
             if every_bar or venue.open_order_count or venue.next_due_ns is not None:
-                if type(payload) is Bar:
+                if isinstance(payload, Bar):
                     reports = venue.on_bar(env.instrument, payload, t)
                 else:
+                    assert isinstance(payload, Trade), f"unexpected market payload {type(payload).__name__}"
                     reports = venue.on_trade(env.instrument, payload, t)
                 if reports:
                     self._ingest_reports(env.venue, reports)

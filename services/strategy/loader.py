@@ -100,7 +100,8 @@ def as_native_strategy(strategy: Any, params: dict[str, Any]) -> Strategy:
         from services.strategy.btcompat import BacktraderAdapter
 
         try:
-            return BacktraderAdapter(strategy, params)
+            adapter: Strategy = BacktraderAdapter(strategy, params)  # type: ignore[arg-type]
+            return adapter
         except TypeError as exc:
             raise StrategyLoadError(f"params: {exc}") from exc
     raise StrategyLoadError(
