@@ -241,7 +241,9 @@ def build_unknown_and_illegal_reports() -> tuple[CoreConfig, Scenario]:
     sc.place("o2")
     sc.accept("o2")
     sc.fill("o2", "t2", ONE + 1, PX)  # overfill
-    sc.report(OrderReplacedReport(client_order_id="o2", quantity=ONE))  # no replace pending
+    # A venue may resize a working order on its own (a bracket child after a partial parent), but
+    # not a rejected one.
+    sc.report(OrderReplacedReport(client_order_id="o1", quantity=ONE))
     sc.report(SubmissionUnknownReport(client_order_id="o2"))  # not submitted any more
     sc.accept("o2", venue="PM")  # a report from the wrong venue
     return demo_config(), sc

@@ -660,12 +660,17 @@ class Model:
                 if report.price is not None:
                     o.price = o.reserve = report.price
                 o.pending = o.requested = None
+            elif (
+                o.terminal is None and o.pending is None and o.accepted and not o.in_doubt
+                and report.quantity <= o.quantity and report.price in (None, o.price)
+            ):  # fmt: skip
+                o.quantity = report.quantity  # the venue shrank a working order on its own
             else:
                 rows.append(illegal)
         elif isinstance(report, ReplaceRejectedReport):
             if o.pending == "replace":
                 o.pending = o.requested = None
-            elif o.terminal is not S.FILLED:
+            elif o.terminal is None:
                 rows.append(illegal)
         elif isinstance(report, SubmissionUnknownReport):
             if o.terminal is None and o.pending != "replace" and (o.pending == "cancel" or not o.accepted):

@@ -189,11 +189,6 @@ def test_fill_racing_a_cancel_and_a_replace_ends_filled_in_the_core() -> None:
     assert loop.venue.order_status("a") == ("filled", 100, 100)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core's order table has no REPLACE_ACK from ACCEPTED: it refuses the venue's unsolicited "
-    "resize of a child whose parent ended partly filled (order_machine.py needs that row)",
-)
 def test_children_of_a_partly_filled_parent_are_resized_legally() -> None:
     loop = Loop(core_config(), MatchingConfig(volume_share="0.5"))
     loop.market("bar", bar(100, 101, 99, 100, volume=100), T0)
@@ -201,6 +196,7 @@ def test_children_of_a_partly_filled_parent_are_resized_legally() -> None:
     loop.intent(place("tp", side="sell", quantity=200, price=110, parent_client_order_id="p"))
     loop.market("bar", bar(100, 101, 99, 100, volume=100), T0 + MIN)  # p fills 50, rest cancelled
     loop.check()
+    assert loop.core.book.orders["tp"].quantity == 50
 
 
 # ---------------------------------------------------------------------- random scenarios
@@ -220,7 +216,7 @@ def _scenario(draw: st.DrawFn) -> tuple[MatchingConfig, bool, list[tuple[str, An
         slippage_bps=draw(st.sampled_from(["0", "7.5"])),
     )
     native_gtd = draw(st.booleans())
-    linked = share is None  # see the xfail above: a partly filled parent resizes its children
+    linked = True
     steps: list[tuple[str, Any]] = []
     n_orders = 0
     for _ in range(draw(st.integers(5, 30))):

@@ -92,6 +92,7 @@ TRANSITIONS: Final[dict[tuple[OrderState, OrderEvent], tuple[Target, str]]] = {
     (S.ACCEPTED, E.CANCEL_ACK): (S.CANCELLED, "unsolicited cancel by the venue"),
     (S.ACCEPTED, E.REPLACE_REQUEST): (S.REPLACE_PENDING, ""),
     (S.ACCEPTED, E.EXPIRE): (S.EXPIRED, ""),
+    (S.ACCEPTED, E.REPLACE_ACK): (STAY, "unsolicited replace by the venue (a bracket child resized)"),
     (S.PARTIALLY_FILLED, E.ACCEPT): (STAY, "late acknowledgement after a fill"),
     (S.PARTIALLY_FILLED, E.PARTIAL_FILL): (S.PARTIALLY_FILLED, ""),
     (S.PARTIALLY_FILLED, E.FULL_FILL): (S.FILLED, ""),
@@ -99,6 +100,7 @@ TRANSITIONS: Final[dict[tuple[OrderState, OrderEvent], tuple[Target, str]]] = {
     (S.PARTIALLY_FILLED, E.CANCEL_ACK): (S.CANCELLED, "unsolicited cancel by the venue"),
     (S.PARTIALLY_FILLED, E.REPLACE_REQUEST): (S.REPLACE_PENDING, ""),
     (S.PARTIALLY_FILLED, E.EXPIRE): (S.EXPIRED, ""),
+    (S.PARTIALLY_FILLED, E.REPLACE_ACK): (STAY, "unsolicited replace by the venue (a bracket child resized)"),
     # cancel pending: working events advance pending_from; the request resolves it
     (S.CANCEL_PENDING, E.ACCEPT): (STAY, "acknowledgement while cancel pending"),
     (S.CANCEL_PENDING, E.PARTIAL_FILL): (STAY, "fill while cancel pending"),
@@ -128,15 +130,18 @@ TRANSITIONS: Final[dict[tuple[OrderState, OrderEvent], tuple[Target, str]]] = {
     (S.CANCELLED, E.CANCEL_REJECT): (STAY, "cancel refused: already cancelled"),
     (S.CANCELLED, E.EXPIRE): (STAY, "expiry of a cancelled order ignored"),
     (S.CANCELLED, E.ACCEPT): (STAY, "late acknowledgement of a cancelled order"),
+    (S.CANCELLED, E.REPLACE_REJECT): (STAY, "replace refused: already cancelled"),
     (S.EXPIRED, E.PARTIAL_FILL): (STAY, "late fill after expiry: booked, order stays expired"),
     (S.EXPIRED, E.FULL_FILL): (STAY, "late fill after expiry: booked, order stays expired"),
     (S.EXPIRED, E.CANCEL_ACK): (STAY, "cancel acknowledgement of an expired order"),
     (S.EXPIRED, E.CANCEL_REJECT): (STAY, "cancel refused: already expired"),
     (S.EXPIRED, E.EXPIRE): (STAY, "duplicate expiry"),
     (S.EXPIRED, E.ACCEPT): (STAY, "late acknowledgement of an expired order"),
+    (S.EXPIRED, E.REPLACE_REJECT): (STAY, "replace refused: already expired"),
     (S.REJECTED, E.REJECT): (STAY, "duplicate rejection"),
     (S.REJECTED, E.CANCEL_ACK): (STAY, "cancel acknowledgement of a rejected order"),
     (S.REJECTED, E.CANCEL_REJECT): (STAY, "cancel refused: order was rejected"),
+    (S.REJECTED, E.REPLACE_REJECT): (STAY, "replace refused: order was rejected"),
 }
 
 

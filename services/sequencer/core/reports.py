@@ -95,6 +95,17 @@ class ReportHandler:
                 out,
             )
             return
+        if event is _REPLACE_ACK and order.pending_from is None and (
+            report.quantity > order.quantity or report.price not in (None, order.price)
+        ):
+            refuse_report(
+                env,
+                RefusalReason.ILLEGAL_TRANSITION,
+                f"unsolicited replace of {order.client_order_id!r} may only reduce its quantity "
+                f"({order.quantity} -> {report.quantity}, price {order.price} -> {report.price})",
+                out,
+            )
+            return
         seq = env.seq_id
         self._lifecycle.touch(order)
         try:
