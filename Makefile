@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # The core compiled with mypyc: same code, same traces (tests/contracts/test_compiled_parity.py).
-$(COMPILED)/.stamp: $(STAMP) $(wildcard schemas/*.py services/sequencer/core/*.py services/sequencer/*.py)
+$(COMPILED)/.stamp: $(STAMP) $(wildcard schemas/*.py services/*/*.py services/sequencer/core/*.py)
 	bash ops/compile_core.sh $(COMPILED) $(PY)
 	touch $@
 
@@ -36,6 +36,10 @@ bench: $(STAMP) compiled
 	@# -P: the compiled build, not the sources in the working directory, must come first on sys.path
 	$(PY) -m tests.performance.bench_core --out .bench/core.json
 	PYTHONPATH=$(COMPILED):. $(PY) -P -m tests.performance.bench_core --out .bench/core-compiled.json
+	$(PY) -m tests.performance.bench_indicators --out .bench/indicators.json
+	@# SMA crossover on 1M bars: tradebus (native, Backtrader-style), Backtrader, a plain loop; both builds
+	PYTHONPATH=$(COMPILED):. $(PY) -P -m tests.performance.bench_backtest --out .bench/backtest-compiled.json
+	$(PY) -m tests.performance.bench_backtest --cases native,btcompat --out .bench/backtest.json
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'

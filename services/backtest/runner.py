@@ -51,6 +51,8 @@ from services.backtest.errors import BacktestError
 from services.backtest.records import EquityCurve, FillRecord, TradeBuilder, TradeRecord
 from services.backtest.result import BacktestResult, build_result
 from services.backtest.state_view import BookView
+from services.backtest.wire_limits import WireLimitError, check_wire_limits
+from services.data.merge import producer_ids
 from services.data.series import BarSeries, TradeSeries
 from services.matching.orders import VenueReport
 from services.matching.venue import SimulatedVenue
@@ -135,6 +137,11 @@ class _Run:
             if s.venue != expected:
                 raise BacktestError(f"data {s.source or s.instrument}: venue {s.venue!r}, configured {expected!r}")
         self.series = series
+        for s, producer in zip(series, producer_ids(tuple(series), "file"), strict=True):
+            try:
+                check_wire_limits(s, producer)
+            except WireLimitError as exc:
+                raise BacktestError(str(exc)) from exc
         self.core = SequencerCore(self.core_config)
         self.venues = {
             name: SimulatedVenue(name, self.core_config, config.matching) for name in self.core_config.venues
@@ -221,7 +228,7 @@ class _Run:
         ctx = self.ctx
         instrument = s.instrument
         venue_name = s.venue
-        producer = f"file:{instrument}"
+        [producer] = producer_ids((s,), "file")
         interval = s.interval_ns
         units = ctx.units[instrument]
         px = units.to_price
@@ -399,7 +406,8 @@ class _Run:
 
     def _flush_journal(self) -> None:
         if self.journal is not None and self.journal_buffer:
-            self.journal.append_batch(self.journal_buffer)
+            # Market data was checked per series (check_wire_limits): no per-record decode-back.
+            self.journal.append_batch(self.journal_buffer, prechecked_market_data=True)
         self.journal_buffer.clear()
 
     def _ingest_reports(self, venue: str, reports: Iterable[VenueReport]) -> None:

@@ -8,6 +8,7 @@ exactly as a real venue and the core would.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from schemas.enums import OrderType, TimeInForce
 from schemas.outputs import SubmitOrder
@@ -64,11 +65,11 @@ class VenueReport:
 class OrderStatus:
     """Where an order stands at the venue. Plain strings: they also word the cancel-reject reason."""
 
-    WORKING = "working"
-    FILLED = "filled"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
+    WORKING: Final = "working"
+    FILLED: Final = "filled"
+    CANCELLED: Final = "cancelled"
+    EXPIRED: Final = "expired"
+    REJECTED: Final = "rejected"
 
 
 def day_end_ns(arrival_ns: int, offset_ns: int) -> int:

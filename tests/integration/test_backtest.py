@@ -177,3 +177,10 @@ def test_a_market_order_fills_at_the_next_bars_open_and_the_strategy_hears_it_fi
     [fill] = result.fills
     assert fill.price == next_open and fill.fee == pytest.approx(next_open * 0.5 * 0.001)
     assert result.statistics.fees_paid == pytest.approx(fill.fee)
+
+
+def test_a_series_beyond_the_wire_limits_is_refused_before_the_run() -> None:
+    bars = _bars()
+    bars.high[5] = 2**62 + 1  # the loader would never produce it; a hand-built series might
+    with pytest.raises(BacktestError, match=r"high 4611686018427387905 is outside the wire limits"):
+        run_backtest(SMA_CROSS, bars, CONFIG)

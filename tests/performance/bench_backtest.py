@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.cases.split(","):
         print(f"{name}: {args.bars:,} bars ...", file=sys.stderr, flush=True)
         proc = subprocess.run(
-            [sys.executable, "-m", "tests.performance.bench_backtest", "--case", name, "--bars", str(args.bars)],
+            # -P when we run with it: a compiled build on PYTHONPATH must win over the sources in cwd.
+            [sys.executable, *(["-P"] if sys.flags.safe_path else []), "-m", "tests.performance.bench_backtest",
+             "--case", name, "--bars", str(args.bars)],
             cwd=REPO, capture_output=True, text=True, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
@@ -200,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results.items():
         if base and "bars_per_s" in r:
             ratios[f"{name}_vs_backtrader"] = r["bars_per_s"] / base
+    import services.backtest.runner as runner_module
+
     report = {
         "command": "python -m tests.performance.bench_backtest --bars " + str(args.bars),
+        "build": "compiled (mypyc)" if runner_module.__file__.endswith(".so") else "interpreted",
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "targets": {"native_bars_per_s": 150_000, "native_vs_backtrader": 15, "btcompat_bars_per_s": 75_000, "peak_rss_mb": 500},
         "results": results,

@@ -315,3 +315,17 @@ def test_fsync_error_in_sync_and_interval_mode_also_fails_stop(tmp_path: Path, m
     with pytest.raises(JournalFailed):
         writer.append(ENVS[1])
     writer.close()
+
+
+def test_prechecked_market_data_skips_only_the_decode_back_of_market_data(tmp_path: Path) -> None:
+    """The backtest checks market-data series once; everything else is still decoded back."""
+    sc = Scenario()
+    bar = sc.bar("BTC-USD", 4_200_000, 4_210_000, 4_190_000, 4_200_000)
+    place = sc.place("o1")
+    envs = sc.sequenced()
+    out_of_range = msgspec.structs.replace(envs[1], payload=msgspec.structs.replace(place.payload, quantity=2**63))
+    with JournalWriter.create(tmp_path / "j.tbj", demo_config(), fsync=FsyncPolicy.NEVER) as writer:
+        with pytest.raises(RecordRefused, match="would not decode"):
+            writer.append_batch([envs[0], out_of_range], prechecked_market_data=True)
+        writer.append_batch(envs, prechecked_market_data=True)
+    assert [e.payload for e in iter_envelopes(tmp_path / "j.tbj")] == [bar.payload, place.payload]

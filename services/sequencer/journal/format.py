@@ -152,8 +152,12 @@ def read_journal_header(path: str | os.PathLike[str]) -> JournalHeader:
     return header
 
 
-def _frame(env: Envelope, expected_seq: int) -> bytes:
+def _frame(env: Envelope, expected_seq: int, decode_check: bool = True) -> bytes:
     """Encode and check one record before it is written.
+
+    `decode_check=False` skips decoding the bytes back: only for envelopes whose every value was
+    already checked against the schema's limits another way (the backtest checks each market-data
+    series once, `services/backtest/wire_limits.py`, before building envelopes from it).
 
     Raises:
         RecordRefused: seq id not `expected_seq`, payload over MAX_RECORD_BYTES, or the bytes
@@ -169,11 +173,12 @@ def _frame(env: Envelope, expected_seq: int) -> bytes:
     length = len(payload)
     if length > MAX_RECORD_BYTES:
         raise RecordRefused(f"envelope seq {seq} encodes to {length} bytes, over MAX_RECORD_BYTES {MAX_RECORD_BYTES}")
-    try:
-        decoded_seq = _DECODER.decode(payload).seq_id
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise RecordRefused(f"envelope seq {seq} would not decode when read back: {exc}") from None
-    if decoded_seq != seq:
-        raise RecordRefused(f"envelope seq {seq} decodes back with seq_id {decoded_seq}")
+    if decode_check:
+        try:
+            decoded_seq = _DECODER.decode(payload).seq_id
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise RecordRefused(f"envelope seq {seq} would not decode when read back: {exc}") from None
+        if decoded_seq != seq:
+            raise RecordRefused(f"envelope seq {seq} decodes back with seq_id {decoded_seq}")
     head = _LEN_SEQ.pack(length, seq)
     return head + _U32.pack(zlib.crc32(payload, zlib.crc32(head))) + payload

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from schemas.enums import Source
 from schemas.envelope import Envelope
 from services.sequencer.core.config import CoreConfig
 from services.sequencer.journal.errors import JournalError, JournalFailed
@@ -199,10 +200,12 @@ class JournalWriter:
         self._last_seq_id = env.seq_id
         self._after_write(fd)
 
-    def append_batch(self, envs: Sequence[Envelope]) -> None:
+    def append_batch(self, envs: Sequence[Envelope], *, prechecked_market_data: bool = False) -> None:
         """Group commit: append contiguous envelopes with one write and (per policy) one fsync.
 
         Every record is checked before anything is written: a refused record refuses the batch.
+        `prechecked_market_data`: market-data envelopes skip the decode-back check because the
+        caller has checked their values against the schema's limits (see `format._frame`).
 
         Raises:
             RecordRefused: a record failed its checks; nothing was written.
@@ -213,8 +216,9 @@ class JournalWriter:
             return
         expected = self._last_seq_id + 1
         parts = []
+        market = Source.MARKET_DATA
         for env in envs:
-            parts.append(_frame(env, expected))
+            parts.append(_frame(env, expected, not prechecked_market_data or env.source is not market))
             expected += 1
         self._write(fd, b"".join(parts), envs[-1].seq_id)
         self._last_seq_id = envs[-1].seq_id
