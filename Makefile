@@ -37,9 +37,9 @@ bench: $(STAMP) compiled
 	$(PY) -m tests.performance.bench_core --out .bench/core.json
 	PYTHONPATH=$(COMPILED):. $(PY) -P -m tests.performance.bench_core --out .bench/core-compiled.json
 	$(PY) -m tests.performance.bench_indicators --out .bench/indicators.json
-	@# SMA crossover on 1M bars: tradebus (native, Backtrader-style), Backtrader, a plain loop; both builds
-	PYTHONPATH=$(COMPILED):. $(PY) -P -m tests.performance.bench_backtest --out .bench/backtest-compiled.json
-	$(PY) -m tests.performance.bench_backtest --cases native,btcompat --out .bench/backtest.json
+	@# SMA crossover on 1M bars: tradebus (compiled and interpreted; native and Backtrader-style),
+	@# Backtrader (runonce and not), a plain loop: one run, so the ratios compare like with like
+	PYTHONPATH=$(COMPILED):. $(PY) -P -m tests.performance.bench_backtest --out .bench/backtest.json
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'

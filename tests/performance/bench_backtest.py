@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -34,7 +35,16 @@ from services.data.synthetic import synthetic_bars
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 20261124
-CASES = ("native", "btcompat", "backtrader", "backtrader_runonce_false", "plain_loop")
+CASES = (
+    "native",
+    "btcompat",
+    "native_interpreted",
+    "btcompat_interpreted",
+    "backtrader",
+    "backtrader_runonce_false",
+    "plain_loop",
+)
+_INTERPRETED = "_interpreted"  # suffix: the same case without the compiled build on the path
 CONFIG = BacktestConfig(cash=10_000_000)  # enough cash that every signal trades (Backtrader's broker too)
 
 
@@ -161,12 +171,16 @@ def case_plain_loop(bars: BarSeries) -> dict[str, Any]:
 
 
 def run_case(name: str, n: int) -> dict[str, Any]:
-    runner: Callable[[BarSeries], dict[str, Any]] = globals()[f"case_{name}"]
+    """Run one case here (the parent runs each in a fresh process); `build` says which code ran."""
+    runner: Callable[[BarSeries], dict[str, Any]] = globals()[f"case_{name.removesuffix(_INTERPRETED)}"]
     bars = _bars(n)
     out = runner(bars)
     out["bars"] = n
     out["bars_per_s"] = n / out["seconds"]
     out["peak_rss_mb"] = _peak_mb()
+    import services.backtest.runner as runner_module
+
+    out["build"] = "compiled" if runner_module.__file__ and runner_module.__file__.endswith(".so") else "interpreted"
     return out
 
 
@@ -183,11 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for name in args.cases.split(","):
         print(f"{name}: {args.bars:,} bars ...", file=sys.stderr, flush=True)
+        interpreted = name.endswith(_INTERPRETED)
+        env = {k: v for k, v in os.environ.items() if not (interpreted and k == "PYTHONPATH")}
         proc = subprocess.run(
             # -P when we run with it: a compiled build on PYTHONPATH must win over the sources in cwd.
-            [sys.executable, *(["-P"] if sys.flags.safe_path else []), "-m", "tests.performance.bench_backtest",
-             "--case", name, "--bars", str(args.bars)],
-            cwd=REPO, capture_output=True, text=True, check=False,
+            [sys.executable, *(["-P"] if sys.flags.safe_path and not interpreted else []), "-m",
+             "tests.performance.bench_backtest", "--case", name, "--bars", str(args.bars)],
+            cwd=REPO, capture_output=True, text=True, check=False, env=env,
         )  # fmt: skip
         if proc.returncode != 0:
             results[name] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
@@ -202,11 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results.items():
         if base and "bars_per_s" in r:
             ratios[f"{name}_vs_backtrader"] = r["bars_per_s"] / base
-    import services.backtest.runner as runner_module
-
     report = {
-        "command": "python -m tests.performance.bench_backtest --bars " + str(args.bars),
-        "build": "compiled (mypyc)" if runner_module.__file__.endswith(".so") else "interpreted",
+        "command": "make bench (PYTHONPATH=.build/compiled:. python -P -m tests.performance.bench_backtest "
+        f"--bars {args.bars})",
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "targets": {"native_bars_per_s": 150_000, "native_vs_backtrader": 15, "btcompat_bars_per_s": 75_000, "peak_rss_mb": 500},
         "results": results,
