@@ -134,7 +134,7 @@ def _order_record(o: Order, run: _Run) -> OrderRecord:
     intent = o.intent
     avg = None
     if o.filled_quantity:
-        avg = o.filled_notional / o.filled_quantity * u.to_price
+        avg = o.filled_notional / o.filled_quantity / u.price_scale
     times = run.seq_times
     return OrderRecord(
         client_order_id=o.client_order_id,

@@ -148,6 +148,9 @@ class _Run:
         }
         self.strategy = strategy
         self.strategy_id = getattr(strategy, "strategy_id", None) or config.strategy_id
+        bind_series = getattr(strategy, "bind_series", None)
+        if bind_series is not None:  # the Backtrader-style layer: self.datas in the order given
+            bind_series(series)
         self.ctx = StrategyContext(
             self.strategy_id,
             self.core_config,
@@ -181,7 +184,7 @@ class _Run:
         self.cash_to_float = 10.0**-cash_decimals
         # Marking positions to market: instrument -> (price x size -> account currency) multiplier.
         self.mark: dict[str, float] = {
-            name: u.to_price * u.to_size
+            name: 1 / (u.price_scale * u.size_scale)
             for name, u in units.items()
             if u.spec.quote == config.currency
         }
@@ -231,8 +234,10 @@ class _Run:
         [producer] = producer_ids((s,), "file")
         interval = s.interval_ns
         units = ctx.units[instrument]
-        px = units.to_price
-        sz = units.to_size
+        # Division by the integer scale gives the float nearest the exact decimal (42000.17, not
+        # 42000.170000000002 as a multiplication by 0.01 would).
+        px = units.price_scale
+        sz = units.size_scale
         wants_slices = self.wants_slices
         prices_t: array[int] = array("q")
         prices_c: array[float] = array("d")
@@ -280,7 +285,7 @@ class _Run:
                 self._dispatch(out)
                 self._settle()
             try:  # free unless it raises (3.11 zero-cost try): this is the hot loop
-                intents = on_event(ctx, BarClosed(instrument, t, o * px, h * px, lo * px, c * px, v * sz, interval))
+                intents = on_event(ctx, BarClosed(instrument, t, o / px, h / px, lo / px, c / px, v / sz, interval))
             except Exception as exc:
                 raise self._strategy_error(on_event, exc) from exc
             if intents is not None:
@@ -290,7 +295,7 @@ class _Run:
                 self._deliver_intents(self._call(on_event, ctx, TimeSliceClosed(t)))
                 self._settle()
             seq = self.seq
-            close = c * px
+            close = c / px
             prices_t.append(t)
             prices_c.append(close)
             cash = account.balance * cash_scale
@@ -361,15 +366,15 @@ class _Run:
     def _market_event(self, env: Envelope) -> Any:
         u = self.ctx.units[env.instrument]
         p = env.payload
-        if type(p) is Bar:
-            px = u.to_price
+        px = u.price_scale
+        if isinstance(p, Bar):
             return BarClosed(
-                env.instrument, env.event_time_ns, p.open * px, p.high * px, p.low * px, p.close * px,
-                p.volume * u.to_size, p.interval_ns,
+                env.instrument, env.event_time_ns, p.open / px, p.high / px, p.low / px, p.close / px,
+                p.volume / u.size_scale, p.interval_ns,
             )  # fmt: skip
-        assert type(p) is Trade, f"unexpected market payload {type(p).__name__}"
+        assert isinstance(p, Trade), f"unexpected market payload {type(p).__name__}"
         return TradePrinted(
-            env.instrument, env.event_time_ns, p.price * u.to_price, p.quantity * u.to_size,
+            env.instrument, env.event_time_ns, p.price / px, p.quantity / u.size_scale,
             None if p.aggressor is None else str(p.aggressor),
         )  # fmt: skip
 
@@ -476,7 +481,7 @@ class _Run:
                     self.pending_events.append(
                         OrderUpdated(
                             t, o.client_order_id, o.instrument, str(o.event), str(o.from_state), str(o.to_state),
-                            o.quantity * u.to_size, o.filled_quantity * u.to_size, o.note,
+                            o.quantity / u.size_scale, o.filled_quantity / u.size_scale, o.note,
                         )  # fmt: skip
                     )
             elif kind is SubmitOrder or kind is RequestCancel or kind is RequestReplace:
@@ -500,8 +505,8 @@ class _Run:
             client_order_id=o.client_order_id,
             instrument=o.instrument,
             side=str(o.side),
-            quantity=o.quantity * u.to_size,
-            price=o.price * u.to_price,
+            quantity=o.quantity / u.size_scale,
+            price=o.price / u.price_scale,
             fee=o.fee * fee_scale,
             fee_currency=o.fee_currency,
             trade_id=o.trade_id,
@@ -510,14 +515,14 @@ class _Run:
         self.fills.append(fill)
         if o.fee_currency == self.currency:
             self.fees_paid += fill.fee
-        trade = self.trade_builder.on_fill(fill, self.bar_index, o.position_quantity * u.to_size)
+        trade = self.trade_builder.on_fill(fill, self.bar_index, o.position_quantity / u.size_scale)
         if trade is not None:
             self.trades.append(trade)
         if o.strategy_id == self.strategy_id:
             self.pending_events.append(
                 OrderFilled(
                     t, o.client_order_id, o.instrument, str(o.side), fill.quantity, fill.price, fill.fee,
-                    o.fee_currency, o.position_quantity * u.to_size, o.trade_id,
+                    o.fee_currency, o.position_quantity / u.size_scale, o.trade_id,
                 )  # fmt: skip
             )
 

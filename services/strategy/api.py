@@ -38,7 +38,7 @@ class Strategy:
     refused). They are available as `self.p.<name>` and as `ctx.params`.
     """
 
-    strategy_id: ClassVar[str] = "main"
+    strategy_id: ClassVar[str | None] = None  # None: the host's configured id (BacktestConfig.strategy_id)
     params: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:

@@ -114,12 +114,12 @@ class StrategyContext:
 
     def position(self, instrument: str) -> float:
         """Signed position in `instrument`, display units (0.0 when flat)."""
-        return self._state.position_units(instrument) * self._units(instrument).to_size
+        return self._state.position_units(instrument) / self._units(instrument).size_scale
 
     def last_price(self, instrument: str) -> float | None:
         """Last price seen for `instrument` (bar close, trade, or quote mid); None before any."""
         units = self._state.last_price_units(instrument)
-        return None if units is None else units * self._units(instrument).to_price
+        return None if units is None else units / self._units(instrument).price_scale
 
     def equity(self) -> float:
         """Account-currency cash plus every position quoted in it, marked at its last price."""

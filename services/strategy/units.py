@@ -62,7 +62,8 @@ class InstrumentUnits:
         return lots * self.lot_size
 
     def price(self, units: int) -> float:
-        return units * self.to_price
+        """Display price: the float nearest the exact decimal (a division, not a multiplication)."""
+        return units / self.price_scale
 
     def size(self, units: int) -> float:
-        return units * self.to_size
+        return units / self.size_scale

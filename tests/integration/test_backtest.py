@@ -184,3 +184,14 @@ def test_a_series_beyond_the_wire_limits_is_refused_before_the_run() -> None:
     bars.high[5] = 2**62 + 1  # the loader would never produce it; a hand-built series might
     with pytest.raises(BacktestError, match=r"high 4611686018427387905 is outside the wire limits"):
         run_backtest(SMA_CROSS, bars, CONFIG)
+
+
+def test_the_native_and_backtrader_style_examples_end_in_the_same_state() -> None:
+    """The same SMA crossover written twice, once per API: same orders, fills and state hash."""
+    native = run_backtest(SMA_CROSS, _bars(), CONFIG)
+    bt_style = run_backtest(load_strategy_class(str(REPO / "examples/strategies/sma_cross_bt.py")), _bars(), CONFIG)
+    assert len(native.fills) > 10
+    assert [(f.time_ns, f.side, f.quantity, f.price) for f in native.fills] == [
+        (f.time_ns, f.side, f.quantity, f.price) for f in bt_style.fills
+    ]
+    assert native.state_hash == bt_style.state_hash

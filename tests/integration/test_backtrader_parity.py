@@ -386,8 +386,7 @@ def test_several_feeds_through_the_runner(bars: BarSeries) -> None:
     )  # fmt: skip
     btc5 = resample(btc, "5m")
     adapter = BacktraderAdapter(_Pairs)
-    adapter.bind_series([btc, btc5, eth])
-    result = run_backtest(adapter, [eth, btc5, btc], CONFIG)
+    result = run_backtest(adapter, [btc, btc5, eth], CONFIG)  # the runner binds self.datas in this order
     s = adapter.strategy
     assert s is not None
     assert [d._name for d in s.datas] == ["BTC-USD@1m", "BTC-USD@5m", "ETH-USD"]

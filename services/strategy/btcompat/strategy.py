@@ -507,7 +507,7 @@ class Strategy:
             intent.client_order_id,
             feed,
             isbuy,
-            intent.quantity * units.to_size,
+            units.size(intent.quantity),
             None if exectype == Order.Market else units.price(intent.stop_price or intent.price or 0),
             None if intent.price is None else units.price(intent.price),
             exectype,
