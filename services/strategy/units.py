@@ -28,8 +28,8 @@ class InstrumentUnits:
         # Multipliers from integer units to display units (one multiplication on the hot path).
         self.to_price = 10.0**-spec.price_decimals
         self.to_size = 10.0**-spec.size_decimals
-        self.price_scale = 10**spec.price_decimals
-        self.size_scale = 10**spec.size_decimals
+        self.price_scale: int = 10**spec.price_decimals
+        self.size_scale: int = 10**spec.size_decimals
 
     def price_units(self, value: float | Decimal | int, field: str = "price") -> int:
         """The nearest tick to `value` (display units), in price units.
@@ -39,8 +39,7 @@ class InstrumentUnits:
         """
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{field}: {value!r} is not a finite number ({self.instrument})")
-        units = Decimal(str(value)) * self.price_scale if not isinstance(value, Decimal) else value * self.price_scale
-        ticks = int((units / self.tick_size).to_integral_value())  # half-even: no bias up or down
+        ticks = _nearest_whole(value, self.price_scale, self.tick_size)
         if ticks <= 0:
             raise ValueError(f"{field}: {value!r} is not a positive price at tick {self.tick_size} ({self.instrument})")
         return ticks * self.tick_size
@@ -53,9 +52,7 @@ class InstrumentUnits:
         """
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{field}: {value!r} is not a finite number ({self.instrument})")
-        units = Decimal(str(value)) * self.size_scale if not isinstance(value, Decimal) else value * self.size_scale
-        # A float like 0.3 reads as 0.3 through str(); a hair below a lot boundary is float noise.
-        lots = int((units / self.lot_size + Decimal("1e-9")) // 1)
+        lots = _whole_lots(value, self.size_scale, self.lot_size)
         if lots <= 0:
             lot = Decimal(self.lot_size) / self.size_scale
             raise ValueError(f"{field}: {value!r} is less than one lot ({lot}) of {self.instrument}")
@@ -67,3 +64,36 @@ class InstrumentUnits:
 
     def size(self, units: int) -> float:
         return units / self.size_scale
+
+
+# Float fast paths: a float's product with the scale is within a few ulps of the exact decimal's.
+# Only when that lands near a rounding boundary does the exact decimal text decide (Decimal(str()),
+# the shortest repr, is what the user wrote). _NEAR is far above float noise at these magnitudes
+# and far below any real distance to a boundary.
+_NEAR = 1e-6
+
+
+def _nearest_whole(value: float | Decimal | int, scale: int, step: int) -> int:
+    """round(value x scale / step), half to even on the exact decimal of `value`."""
+    if isinstance(value, int):
+        value = Decimal(value)
+    elif isinstance(value, float):
+        x = value * scale / step
+        nearest = round(x)
+        if abs(abs(x - nearest) - 0.5) > _NEAR:
+            return nearest
+        value = Decimal(str(value))
+    return int((value * scale / step).to_integral_value())  # Decimal: half-even
+
+
+def _whole_lots(value: float | Decimal | int, scale: int, lot: int) -> int:
+    """floor(value x scale / lot) on the exact decimal of `value` (0.3 is 3000 units, not 2999)."""
+    if isinstance(value, int):
+        return value * scale // lot
+    if isinstance(value, float):
+        x = value * scale / lot
+        below = math.floor(x)
+        if x - below > _NEAR and below + 1 - x > _NEAR:
+            return below
+        value = Decimal(str(value))
+    return int((value * scale / lot) // 1)

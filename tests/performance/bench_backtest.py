@@ -118,14 +118,15 @@ def _backtrader(bars: BarSeries, runonce: bool) -> dict[str, Any]:
             elif self.cross[0] < 0 and self.position:
                 self.close()
 
-    cerebro = bt.Cerebro(runonce=runonce, stdstats=False)
+    cerebro = bt.Cerebro(runonce=runonce)  # otherwise its defaults (stdstats=True: its standard observers)
     cerebro.adddata(Feed(timeframe=bt.TimeFrame.Minutes))
     cerebro.addstrategy(SmaCross)
     cerebro.broker.setcash(float(CONFIG.cash))
     started = time.perf_counter()
     [strategy] = cerebro.run()
     elapsed = time.perf_counter() - started
-    return {"seconds": elapsed, "trades": len(strategy._orders), "final_value": cerebro.broker.getvalue()}
+    fills = sum(1 for o in strategy._orders if o.status == o.Completed)
+    return {"seconds": elapsed, "trades": fills, "final_value": cerebro.broker.getvalue()}
 
 
 def _utc(time_ns: int) -> Any:

@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import CancelOrder, PlaceOrder, ReplaceOrder
 from services.backtest.config import BacktestConfig, core_config_for
@@ -15,7 +17,7 @@ from services.sequencer.core import SequencerCore
 from services.sequencer.scenario import Scenario
 from services.strategy import Strategy, StrategyContext
 from services.strategy.loader import StrategyLoadError, as_native_strategy, load_strategy_class
-from services.strategy.units import InstrumentUnits
+from services.strategy.units import InstrumentUnits, _nearest_whole, _whole_lots
 
 CONFIG = core_config_for(["BTC-USD", "ETH-USD"], BacktestConfig(cash=Decimal(10_000)))
 
@@ -131,3 +133,16 @@ def test_strategies_load_by_path_and_bad_paths_say_what_is_wrong(tmp_path: Path)
         load_strategy_class(str(broken))
     with pytest.raises(StrategyLoadError, match="neither a tradebus Strategy"):
         as_native_strategy(object(), {})
+
+
+@given(
+    st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("1e9"), places=6, allow_nan=False),
+    st.sampled_from([1, 5, 25]),
+)
+def test_the_float_fast_path_rounds_exactly_like_the_decimal_it_was_written_as(value: Decimal, step: int) -> None:
+    """A float the user wrote converts as its decimal text would: nearest tick (half-even) for
+    prices, whole lots rounded down for sizes; float noise never tips a boundary."""
+    as_float = float(str(value))
+    exact = Decimal(str(as_float))
+    assert _nearest_whole(as_float, 100, step) == int((exact * 100 / step).to_integral_value())
+    assert _whole_lots(as_float, 10_000, step) == int((exact * 10_000 / step) // 1)

@@ -21,16 +21,20 @@ it gets on a name defined in the same module.
 from __future__ import annotations
 
 import os
-import struct
 import zlib
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from schemas.envelope import Envelope
 from services.sequencer.core.config import CoreConfig
 from services.sequencer.journal.errors import JournalCorrupted, RecordRefused
+from services.sequencer.journal.framing import (
+    _LEN_SEQ,
+    _U32,
+    MAX_RECORD_BYTES,
+    RECORD_HEADER,
+)
 
 __all__ = [
     "JOURNAL_FORMAT_VERSION",
@@ -45,23 +49,13 @@ __all__ = [
 
 JOURNAL_MAGIC: Final = b"TBJRNL01"
 JOURNAL_FORMAT_VERSION: Final = 1
-# An envelope's fields are bounded by the schema (ids 64 chars, free text 256, no lists), so a
-# valid one encodes to well under 4 KiB. 64 KiB leaves room for schema growth while letting the
-# reader reject a garbage length at once instead of treating megabytes of tail as one record.
-MAX_RECORD_BYTES: Final = 64 * 1024
 # The header holds the core config as JSON: instruments and limits, kilobytes in practice. The
 # bound makes a damaged length prefix fail fast rather than allocate gigabytes.
 MAX_HEADER_BYTES: Final = 1024 * 1024
-# (payload length, seq id, crc32): 16 bytes, no padding ("<" packs tight).
-RECORD_HEADER: Final = struct.Struct("<IQI")
-_LEN_SEQ: Final = struct.Struct("<IQ")  # the part of the record header the crc covers
-_U32: Final = struct.Struct("<I")
 _RECORD_HEADER_SIZE: Final = RECORD_HEADER.size
 _CRC_COVERED_HEADER: Final = _LEN_SEQ.size
 
 # Created once (STYLE 3): the record payload codec, shared by the writer and the reader.
-_ENCODER: Final = msgspec.msgpack.Encoder()
-_DECODER: Final = msgspec.msgpack.Decoder(Envelope)
 _HEADER_ENCODER: Final = msgspec.msgpack.Encoder(order="deterministic")  # same config, same header bytes
 
 
@@ -150,35 +144,3 @@ def read_journal_header(path: str | os.PathLike[str]) -> JournalHeader:
             head += f.read(min(length, MAX_HEADER_BYTES + 1) + _U32.size)
     header, _ = _parse_file_header(head, p)
     return header
-
-
-def _frame(env: Envelope, expected_seq: int, decode_check: bool = True) -> bytes:
-    """Encode and check one record before it is written.
-
-    `decode_check=False` skips decoding the bytes back: only for envelopes whose every value was
-    already checked against the schema's limits another way (the backtest checks each market-data
-    series once, `services/backtest/wire_limits.py`, before building envelopes from it).
-
-    Raises:
-        RecordRefused: seq id not `expected_seq`, payload over MAX_RECORD_BYTES, or the bytes
-            would not decode back (a field outside the schema's limits).
-    """
-    seq = env.seq_id
-    if seq != expected_seq:
-        raise RecordRefused(f"envelope seq_id {seq} does not follow journal seq id {expected_seq - 1}")
-    try:
-        payload = _ENCODER.encode(env)
-    except (msgspec.EncodeError, UnicodeEncodeError, TypeError) as exc:  # e.g. a lone surrogate in a str
-        raise RecordRefused(f"envelope seq {seq} does not encode: {exc}") from None
-    length = len(payload)
-    if length > MAX_RECORD_BYTES:
-        raise RecordRefused(f"envelope seq {seq} encodes to {length} bytes, over MAX_RECORD_BYTES {MAX_RECORD_BYTES}")
-    if decode_check:
-        try:
-            decoded_seq = _DECODER.decode(payload).seq_id
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise RecordRefused(f"envelope seq {seq} would not decode when read back: {exc}") from None
-        if decoded_seq != seq:
-            raise RecordRefused(f"envelope seq {seq} decodes back with seq_id {decoded_seq}")
-    head = _LEN_SEQ.pack(length, seq)
-    return head + _U32.pack(zlib.crc32(payload, zlib.crc32(head))) + payload

@@ -30,14 +30,11 @@ from services.sequencer.core.config import CoreConfig
 from services.sequencer.journal.errors import JournalCorrupted
 from services.sequencer.journal.format import (
     _CRC_COVERED_HEADER,
-    _DECODER,
     _RECORD_HEADER_SIZE,
-    _U32,
-    MAX_RECORD_BYTES,
-    RECORD_HEADER,
     _parse_file_header,
     journal_config,
 )
+from services.sequencer.journal.framing import _DECODER, _U32, MAX_RECORD_BYTES, RECORD_HEADER
 
 __all__ = ["JournalReader", "iter_envelopes"]
 

@@ -28,7 +28,8 @@ from schemas.enums import Source
 from schemas.envelope import Envelope
 from services.sequencer.core.config import CoreConfig
 from services.sequencer.journal.errors import JournalError, JournalFailed
-from services.sequencer.journal.format import JournalHeader, _encode_file_header, _frame, _parse_file_header
+from services.sequencer.journal.format import JournalHeader, _encode_file_header, _parse_file_header
+from services.sequencer.journal.framing import _frame
 from services.sequencer.journal.scan import scan_journal
 
 __all__ = ["DEFAULT_FSYNC_INTERVAL_MS", "FsyncPolicy", "JournalWriter", "fsync_directory"]
