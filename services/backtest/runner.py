@@ -477,13 +477,12 @@ class _Run:
             kind = type(o)
             if kind is OrderTransitioned:
                 if o.strategy_id == sid:
-                    u = self.ctx.units[o.instrument]
-                    self.pending_events.append(
-                        OrderUpdated(
-                            t, o.client_order_id, o.instrument, str(o.event), str(o.from_state), str(o.to_state),
-                            o.quantity / u.size_scale, o.filled_quantity / u.size_scale, o.note,
-                        )  # fmt: skip
-                    )
+                    scale = self.ctx.units[o.instrument].size_scale
+                    update = OrderUpdated(
+                        t, o.client_order_id, o.instrument, str(o.event), str(o.from_state), str(o.to_state),
+                        o.quantity / scale, o.filled_quantity / scale, o.note,
+                    )  # fmt: skip
+                    self.pending_events.append(update)
             elif kind is SubmitOrder or kind is RequestCancel or kind is RequestReplace:
                 self.pending_commands.append(o)
             elif kind is FillBooked:
@@ -519,12 +518,11 @@ class _Run:
         if trade is not None:
             self.trades.append(trade)
         if o.strategy_id == self.strategy_id:
-            self.pending_events.append(
-                OrderFilled(
-                    t, o.client_order_id, o.instrument, str(o.side), fill.quantity, fill.price, fill.fee,
-                    o.fee_currency, o.position_quantity / u.size_scale, o.trade_id,
-                )  # fmt: skip
-            )
+            filled = OrderFilled(
+                t, o.client_order_id, o.instrument, str(o.side), fill.quantity, fill.price, fill.fee,
+                o.fee_currency, o.position_quantity / u.size_scale, o.trade_id,
+            )  # fmt: skip
+            self.pending_events.append(filled)
 
     def _settle(self) -> None:
         """Commands to venues, then news to the strategy, until neither has anything left."""

@@ -288,5 +288,5 @@ def _default_currency(config: CoreConfig) -> str:
     for spec in config.instruments.values():
         counts[spec.quote] = counts.get(spec.quote, 0) + 1
     if not counts:
-        return sorted(config.currencies)[0]
+        return min(config.currencies)
     return min(counts, key=lambda c: (-counts[c], c))

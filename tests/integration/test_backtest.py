@@ -195,3 +195,27 @@ def test_the_native_and_backtrader_style_examples_end_in_the_same_state() -> Non
         (f.time_ns, f.side, f.quantity, f.price) for f in bt_style.fills
     ]
     assert native.state_hash == bt_style.state_hash
+
+
+def test_a_backtest_on_trades_fills_market_orders_at_the_next_print(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trades = tmp_path / "BTC-USD_trades.csv"
+    trades.write_text(
+        "time,price,size,side\n"
+        "2024-01-01T00:00:00Z,42000.00,0.5,buy\n"
+        "2024-01-01T00:00:01Z,42001.50,0.1,sell\n"
+        "2024-01-01T00:00:02Z,41999.00,0.2,buy\n"
+    )
+    strategy = tmp_path / "buy_first.py"
+    strategy.write_text(
+        "from services.strategy import Strategy\n"
+        "class BuyFirstTrade(Strategy):\n"
+        "    def on_event(self, ctx, event):\n"
+        "        if type(event).__name__ == 'TradePrinted' and not ctx.position(event.instrument) and not ctx.open_orders():\n"
+        "            return ctx.buy(event.instrument, 0.01)\n"
+    )
+    run_dir = tmp_path / "run"
+    code = tradebus(["backtest", str(strategy), "--data", str(trades), "--trades", "--run-dir", str(run_dir), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    fills = (run_dir / "fills.csv").read_text().splitlines()
+    assert len(fills) == 2, fills  # header and one fill: at the second print's price
+    assert "42001.5" in fills[1]
