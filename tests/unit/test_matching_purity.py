@@ -14,92 +14,44 @@ from pathlib import Path
 
 import pytest
 
+from tests.purity import FORBIDDEN_ATTRS, FORBIDDEN_NAMES, PurityRules, sources
+
 ROOT = Path(__file__).resolve().parents[2]
 MATCHING = ROOT / "services" / "matching"
 
-ALLOWED_STDLIB = {
-    "__future__",
-    "bisect",
-    "collections",
-    "dataclasses",
-    "decimal",
-    "enum",
-    "functools",
-    "heapq",
-    "itertools",
-    "math",
-    "operator",
-    "typing",
-}
-# Our pure layers: the wire schemas, the core's config and rules, and this package.
-ALLOWED_PREFIXES = (
-    "schemas",
-    "services.sequencer.core.config",
-    "services.sequencer.core.rules",
-    "services.matching",
-    "msgspec",
-    "pydantic",
+# Our pure layers: the wire schemas, the core's config and rules, and this package. `hash` and
+# `id` are out too: their values differ between runs.
+RULES = PurityRules(
+    stdlib={
+        "__future__", "bisect", "collections", "dataclasses", "decimal", "enum", "functools",
+        "heapq", "itertools", "math", "operator", "typing",
+    },
+    prefixes=(
+        "schemas", "services.sequencer.core.config", "services.sequencer.core.rules", "services.matching",
+        "msgspec", "pydantic",
+    ),
+    forbidden_names=FORBIDDEN_NAMES | {"hash", "id"},
+    forbidden_attrs=FORBIDDEN_ATTRS | {"random"},
 )
-FORBIDDEN_NAMES = {"open", "input", "print", "exec", "eval", "__import__", "breakpoint", "hash", "id"}
-FORBIDDEN_ATTRS = {
-    "environ",
-    "getenv",
-    "time_ns",
-    "perf_counter",
-    "monotonic",
-    "now",
-    "utcnow",
-    "urandom",
-    "random",
-}
 
 
-def _files() -> list[Path]:
-    files = sorted(MATCHING.rglob("*.py"))
-    assert files, f"no sources found under {MATCHING}"
-    return files
-
-
-def _imported_modules(tree: ast.AST) -> list[str]:
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "use absolute imports"
-            names.append(node.module or "")
-    return names
-
-
-def _allowed(module: str) -> bool:
-    root = module.split(".")[0]
-    return root in ALLOWED_STDLIB or any(module == p or module.startswith(p + ".") for p in ALLOWED_PREFIXES)
-
-
-@pytest.mark.parametrize("path", _files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sources(MATCHING), ids=lambda p: p.name)
 def test_matching_module_imports_only_pure_modules(path: Path) -> None:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    bad = [m for m in _imported_modules(tree) if not _allowed(m)]
+    bad = RULES.bad_imports(ast.parse(path.read_text(), filename=str(path)))
     assert not bad, f"{path.name} imports {bad}: the matching model must not do I/O, read clocks or randomness"
 
 
-@pytest.mark.parametrize("path", _files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sources(MATCHING), ids=lambda p: p.name)
 def test_matching_module_calls_no_io_builtins(path: Path) -> None:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    assert not FORBIDDEN_NAMES & calls, f"{path.name} calls {FORBIDDEN_NAMES & calls}"
-    assert not FORBIDDEN_ATTRS & attrs, f"{path.name} touches {FORBIDDEN_ATTRS & attrs}"
+    calls, attrs = RULES.bad_calls(ast.parse(path.read_text(), filename=str(path)))
+    assert not calls, f"{path.name} calls {calls}"
+    assert not attrs, f"{path.name} touches {attrs}"
 
 
 def test_the_checker_catches_a_clock_a_logger_and_the_core_engine() -> None:
     """The guard itself must be able to fail."""
     tree = ast.parse("import time\nimport logging\nfrom services.sequencer.core.engine import SequencerCore\n")
-    assert [m for m in _imported_modules(tree) if not _allowed(m)] == [
-        "time",
-        "logging",
-        "services.sequencer.core.engine",
-    ]
+    assert RULES.bad_imports(tree) == ["time", "logging", "services.sequencer.core.engine"]
 
 
 _RUN = """
