@@ -31,7 +31,7 @@ class InstrumentUnits:
         self.price_scale: int = 10**spec.price_decimals
         self.size_scale: int = 10**spec.size_decimals
 
-    def price_units(self, value: float | Decimal | int, field: str = "price") -> int:
+    def price_units(self, value: float | Decimal, field: str = "price") -> int:
         """The nearest tick to `value` (display units), in price units.
 
         Raises:
@@ -44,7 +44,7 @@ class InstrumentUnits:
             raise ValueError(f"{field}: {value!r} is not a positive price at tick {self.tick_size} ({self.instrument})")
         return ticks * self.tick_size
 
-    def size_units(self, value: float | Decimal | int, field: str = "quantity") -> int:
+    def size_units(self, value: float | Decimal, field: str = "quantity") -> int:
         """Whole lots of `value` (display units), rounded down, in size units.
 
         Raises:
@@ -73,7 +73,7 @@ class InstrumentUnits:
 _NEAR = 1e-6
 
 
-def _nearest_whole(value: float | Decimal | int, scale: int, step: int) -> int:
+def _nearest_whole(value: float | Decimal, scale: int, step: int) -> int:
     """round(value x scale / step), half to even on the exact decimal of `value`."""
     if isinstance(value, int):
         value = Decimal(value)
@@ -86,7 +86,7 @@ def _nearest_whole(value: float | Decimal | int, scale: int, step: int) -> int:
     return int((value * scale / step).to_integral_value())  # Decimal: half-even
 
 
-def _whole_lots(value: float | Decimal | int, scale: int, lot: int) -> int:
+def _whole_lots(value: float | Decimal, scale: int, lot: int) -> int:
     """floor(value x scale / lot) on the exact decimal of `value` (0.3 is 3000 units, not 2999)."""
     if isinstance(value, int):
         return value * scale // lot

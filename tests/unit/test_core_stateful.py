@@ -252,24 +252,39 @@ class Model:
 
     @staticmethod
     def held_back(o: ModelOrder) -> tuple[int, int]:
-        """(quantity, price) an open order holds: its remaining at its reserve price, or while a
-        replace is pending whichever of the old and the asked-for terms needs more."""
+        """(quantity, price) an open sell holds: its remaining, or while a replace is pending the
+        larger of the old and the asked-for remaining. (Buys: `buy_cash`.)"""
         held = (o.remaining, abs(o.reserve or 0))
         if o.requested is not None:
             quantity, price = o.requested
-            asked = (quantity - o.filled, abs(price if price is not None else o.reserve or 0))
-            if o.is_buy:
-                return max(held, asked, key=lambda qp: qp[0] * qp[1])
-            return max(held, asked)
+            return max(held, (quantity - o.filled, abs(price if price is not None else o.reserve or 0)))
         return held
+
+    @staticmethod
+    def pending_cash(old_price: int, old_remaining: int, new_price: int, new_remaining: int) -> int:
+        """What a buy may spend while a replace is pending: the new terms landing at once and
+        filling in full, or the old terms filling at the old price until the replace lands and the
+        new terms adding only their extra quantity. Not just the larger of old and new terms: a
+        replace to more at a lower price is filled at the old price until it lands."""
+        added = max(0, new_remaining - old_remaining)
+        return max(old_price * old_remaining + new_price * added, new_price * new_remaining)
+
+    def buy_cash(self, o: ModelOrder) -> int:
+        """What an open buy may still spend (price x size units): remaining at the reserve price,
+        or while a replace is pending `pending_cash` of the old and the asked-for terms."""
+        held = o.remaining * abs(o.reserve or 0)
+        if o.requested is None:
+            return held
+        quantity, price = o.requested
+        new_price = abs(price if price is not None else o.reserve or 0)
+        return self.pending_cash(abs(o.reserve or 0), o.remaining, new_price, quantity - o.filled)
 
     def free_cash(self, currency: str) -> int:
         """Cash minus what open buys quoted in it may still spend, at their reserve prices."""
         committed = 0
         for o in self.open_orders():
             if o.is_buy and self.spec.quote[o.intent.instrument] == currency:
-                quantity, price = self.held_back(o)
-                committed += quantity * price * self.spec.scale[o.intent.instrument]
+                committed += self.buy_cash(o) * self.spec.scale[o.intent.instrument]
         return self.cash[currency] - committed - committed * self.spec.reserve_fee_bps // 10_000
 
     def free_position(self, instrument: str) -> int:
@@ -561,8 +576,9 @@ class Model:
         remaining = quantity - o.filled
         if o.is_buy:
             reserve = abs(price if price is not None else o.reserve or 0)
-            extra = (reserve * remaining - abs(o.reserve or 0) * o.remaining) * self.spec.scale[inst]
-            extra = self.with_fee_reserve(extra)
+            old = abs(o.reserve or 0)
+            extra = self.pending_cash(old, o.remaining, reserve, remaining) - old * o.remaining
+            extra = self.with_fee_reserve(extra * self.spec.scale[inst])
             if extra > 0 and extra > self.free_cash(self.spec.quote[inst]):
                 rows.append(("rejected", JR.INSUFFICIENT_CASH, cid))
                 return
@@ -661,7 +677,9 @@ class Model:
                     o.price = o.reserve = report.price
                 o.pending = o.requested = None
             elif (
-                o.terminal is None and o.pending is None and o.accepted and not o.in_doubt
+                # `accepted` settles an earlier doubt (in_doubt is history, not state): the order is
+                # ACCEPTED or PARTIALLY_FILLED, both of which take an unsolicited shrink
+                o.terminal is None and o.pending is None and o.accepted
                 and report.quantity <= o.quantity and report.price in (None, o.price)
             ):  # fmt: skip
                 o.quantity = report.quantity  # the venue shrank a working order on its own
@@ -1269,6 +1287,10 @@ TestCoreAgainstModel.settings = settings(settings.default, max_examples=4 * sett
 #    after the ack the open orders committed more than the account held. Fixed in 834cfe2.
 # 4. A duplicate arriving under a fresh idempotency key (a known trade id) claimed the key, so a
 #    duplicate changed state and a later input under that key was refused. Fixed in aa4229b.
+# 5. A buy replaced to more at a lower price held only max(old, new terms), but fills at the old
+#    price until the replace lands cost more than the new terms count for them: a new buy could
+#    take that cash (tests/unit/test_cash_commitment.py). Fixed in risk.pending_replace_cash.
+# 6. (model) An order settled from IN_DOUBT by an accept still refused an unsolicited shrink.
 
 
 def _apply_all(sc: Scenario) -> tuple[SequencerCore, list[Any]]:
@@ -1444,6 +1466,20 @@ def test_a_pending_replace_keeps_its_extra_cash_reserved() -> None:
     assert not _exposure(outs), "an honest strategy and venue took a no-margin account negative"
     refused = [o.client_order_id for o in outs if isinstance(o, IntentRejected) and o.reason is JR.INSUFFICIENT_CASH]
     assert refused == ["b2"]
+
+
+def test_an_order_settled_from_doubt_takes_an_unsolicited_shrink() -> None:
+    # regression (model): in doubt, then accepted, then the venue shrinks it on its own. The core
+    # applies it (ACCEPTED + replace ack: stay); the model refused it, still reading in_doubt
+    sc = Scenario()
+    sc.trade(BTC, 4_200_000)
+    sc.place("b", quantity=2)
+    sc.report(SubmissionUnknownReport(client_order_id="b", reason="timeout"))
+    sc.accept("b")
+    sc.report(OrderReplacedReport(client_order_id="b", quantity=1))
+    core, outs = _apply_all(sc)
+    assert not [o for o in outs if isinstance(o, ReportRefused)]
+    assert core.book.orders["b"].quantity == 1
 
 
 def test_a_duplicate_under_a_fresh_key_does_not_claim_it() -> None:

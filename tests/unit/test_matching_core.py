@@ -13,7 +13,6 @@ from collections import deque
 from typing import Any
 
 import msgspec
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -22,6 +22,7 @@ __all__ = [
     "check_withdrawal",
     "committed_buy_cash",
     "free_position",
+    "pending_replace_cash",
     "reference_price",
 ]
 
@@ -213,9 +214,24 @@ def check_parent(book: Book, intent: PlaceOrder) -> Refusal | None:
     return None
 
 
+def pending_replace_cash(old_price: int, old_remaining: int, new_price: int, new_remaining: int) -> int:
+    """What a buy may still spend while a replace to new terms is pending (in price x size units).
+
+    The replace may land at once and the new terms fill in full; or the old terms keep filling
+    until it lands, and the new terms then buy only the quantity they add, at the new price. The
+    larger of the two is held: with a lower price and a larger quantity, the fills at the old price
+    cost more than the new terms count for the same units.
+    """
+    added = new_remaining - old_remaining
+    return max(
+        old_price * old_remaining + (new_price * added if added > 0 else 0),
+        new_price * new_remaining,
+    )
+
+
 def committed_buy_cash(book: Book, all_rules: dict[str, InstrumentRules], currency: str, fee_bps: int) -> int:
     """Cash the open buys in `currency` may still spend: reserve price x remaining, plus fees
-    (the larger of the old and new terms while a replace is pending).
+    (while a replace is pending, the worst of the old and new terms: `pending_replace_cash`).
 
     Each order is valued at the price fixed when it was placed (its limit or stop price, or the
     last price for a market order), so a moving market cannot free cash an order still needs.
@@ -225,10 +241,14 @@ def committed_buy_cash(book: Book, all_rules: dict[str, InstrumentRules], curren
         if o.is_buy:
             rules = all_rules[o.instrument]
             if rules.quote == currency:
-                reserved = abs(o.reserve_price or 0) * o.remaining
-                if o.replace_quantity is not None:  # a pending replace may land: hold the larger
+                old_price = abs(o.reserve_price or 0)
+                if o.replace_quantity is None:
+                    reserved = old_price * o.remaining
+                else:  # a pending replace may land between any two fills
                     price = o.replace_price if o.replace_price is not None else o.reserve_price
-                    reserved = max(reserved, abs(price or 0) * (o.replace_quantity - o.filled_quantity))
+                    reserved = pending_replace_cash(
+                        old_price, o.remaining, abs(price or 0), o.replace_quantity - o.filled_quantity
+                    )
                 committed += reserved * rules.notional_scale
     return committed + committed * fee_bps // 10_000
 
@@ -325,7 +345,8 @@ def check_replace(
     remaining = quantity - filled
     if order.is_buy:
         reserve = abs(price if price is not None else order.reserve_price or 0)
-        extra = reserve * remaining - abs(order.reserve_price or 0) * order.remaining
+        held = abs(order.reserve_price or 0) * order.remaining
+        extra = pending_replace_cash(abs(order.reserve_price or 0), order.remaining, reserve, remaining) - held
         extra *= rules.notional_scale
         extra += extra * risk.reserve_fee_bps // 10_000
         if extra > 0:
