@@ -8,7 +8,9 @@ Cases, each in its own subprocess (so each peak memory is its own), on the same 
 - `btcompat`: the same backtest, Backtrader-style strategy through `services.strategy.btcompat`;
 - `backtrader`: Backtrader 1.9.78 (`cerebro.run()`, its default `runonce=True`);
 - `backtrader_runonce_false`: Backtrader with `runonce=False` (next() bar by bar, like us);
-- `plain_loop`: a Python loop computing the same signals (the floor of any Python engine).
+- `plain_loop`: a Python loop computing the same signals (the floor of any Python engine);
+- `native_csv` / `backtrader_csv`: from the same CSV file to the result, each engine's own loader
+  (tradebus `load_bars`, Backtrader `GenericCSVData`) included in the time.
 
 Throughput is bars/s of wall time for the run itself (data already in memory); ratios compare
 cases of the same run, which is what means something on a shared, noisy machine.
@@ -43,6 +45,8 @@ CASES = (
     "backtrader",
     "backtrader_runonce_false",
     "plain_loop",
+    "native_csv",
+    "backtrader_csv",
 )
 _INTERPRETED = "_interpreted"  # suffix: the same case without the compiled build on the path
 CONFIG = BacktestConfig(cash=10_000_000)  # enough cash that every signal trades (Backtrader's broker too)
@@ -143,6 +147,63 @@ def case_backtrader_runonce_false(bars: BarSeries) -> dict[str, Any]:
     return _backtrader(bars, runonce=False)
 
 
+def write_csv(bars: BarSeries, path: Path) -> None:
+    """The same bars as a CSV file stamped by open time, the way exchanges export them."""
+    from datetime import UTC, datetime
+
+    with path.open("w") as f:
+        f.write("datetime,open,high,low,close,volume\n")
+        for t, o, h, lo, c, v in zip(bars.close_time_ns, bars.open, bars.high, bars.low, bars.close, bars.volume, strict=True):
+            stamp = datetime.fromtimestamp((t - bars.interval_ns) // 10**9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            f.write(f"{stamp},{o / 100:.2f},{h / 100:.2f},{lo / 100:.2f},{c / 100:.2f},{v / 10_000:.4f}\n")
+
+
+def case_native_csv(bars: BarSeries) -> dict[str, Any]:
+    """From the CSV file to the result: tradebus's loader, then the backtest."""
+    from services.data import load_bars
+    from services.strategy.loader import load_strategy_class
+
+    strategy = load_strategy_class(str(REPO / "examples/strategies/sma_cross.py"))
+    path = Path(os.environ["BENCH_CSV"])
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        loaded = load_bars(path, "BTC-USD", instrument_spec_for("BTC-USD", CONFIG))
+        result = run_backtest(strategy, loaded, CONFIG, run_dir=tmp)
+        elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "trades": len(result.fills), "final_value": result.final_equity}
+
+
+def case_backtrader_csv(bars: BarSeries) -> dict[str, Any]:
+    """From the CSV file to the result: Backtrader's GenericCSVData, default Cerebro."""
+    import backtrader as bt
+
+    class SmaCross(bt.Strategy):  # type: ignore[misc]
+        params = (("fast", 10), ("slow", 30))
+
+        def __init__(self) -> None:
+            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast), bt.ind.SMA(period=self.p.slow))
+
+        def next(self) -> None:
+            if self.cross[0] > 0 and not self.position:
+                self.buy(size=1)
+            elif self.cross[0] < 0 and self.position:
+                self.close()
+
+    feed = bt.feeds.GenericCSVData(
+        dataname=os.environ["BENCH_CSV"], dtformat="%Y-%m-%d %H:%M:%S", datetime=0, open=1, high=2, low=3,
+        close=4, volume=5, openinterest=-1, timeframe=bt.TimeFrame.Minutes,
+    )  # fmt: skip
+    cerebro = bt.Cerebro()
+    cerebro.adddata(feed)
+    cerebro.addstrategy(SmaCross)
+    cerebro.broker.setcash(float(CONFIG.cash))
+    started = time.perf_counter()
+    [strategy] = cerebro.run()
+    elapsed = time.perf_counter() - started
+    fills = sum(1 for o in strategy._orders if o.status == o.Completed)
+    return {"seconds": elapsed, "trades": fills, "final_value": cerebro.broker.getvalue()}
+
+
 def case_plain_loop(bars: BarSeries) -> dict[str, Any]:
     """Rolling sums and a crossover test: the same signals, no engine at all."""
     started = time.perf_counter()
@@ -196,7 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(args.case, args.bars)))
         return 0
     results: dict[str, Any] = {}
-    for name in args.cases.split(","):
+    cases = args.cases.split(",")
+    csv_dir = tempfile.TemporaryDirectory()
+    if any(name.endswith("_csv") for name in cases):
+        csv_path = Path(csv_dir.name) / "BTC-USD_1m.csv"
+        write_csv(_bars(args.bars), csv_path)
+        os.environ["BENCH_CSV"] = str(csv_path)
+    for name in cases:
         print(f"{name}: {args.bars:,} bars ...", file=sys.stderr, flush=True)
         interpreted = name.endswith(_INTERPRETED)
         env = {k: v for k, v in os.environ.items() if not (interpreted and k == "PYTHONPATH")}
@@ -214,11 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         r = results[name]
         print(f"  {r['bars_per_s']:>12,.0f} bars/s  {r['seconds']:7.2f} s  peak {r['peak_rss_mb']:6.0f} MB  "
               f"trades {r['trades']}", file=sys.stderr)  # fmt: skip
+    csv_dir.cleanup()
     ratios = {}
-    base = results.get("backtrader", {}).get("bars_per_s")
     for name, r in results.items():
-        if base and "bars_per_s" in r:
-            ratios[f"{name}_vs_backtrader"] = r["bars_per_s"] / base
+        # In-memory cases against Backtrader's in-memory run, file cases against its file run.
+        base = results.get("backtrader_csv" if name.endswith("_csv") else "backtrader", {}).get("bars_per_s")
+        if base and "bars_per_s" in r and not name.startswith("backtrader"):
+            ratios[f"{name}_vs_{'backtrader_csv' if name.endswith('_csv') else 'backtrader'}"] = r["bars_per_s"] / base
     report = {
         "command": "make bench (PYTHONPATH=.build/compiled:. python -P -m tests.performance.bench_backtest "
         f"--bars {args.bars})",
