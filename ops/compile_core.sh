@@ -25,7 +25,7 @@ m=services/matching
   $core/order_machine.py $core/portfolio.py $core/refusals.py $core/reports.py $core/risk.py \
   $core/rules.py $core/sequencing.py \
   $m/venue.py $m/costs.py $m/prices.py $m/orders.py $m/validation.py \
-  services/backtest/runner.py services/backtest/state_view.py services/backtest/records.py \
+  services/backtest/runner.py services/backtest/state_view.py services/backtest/records.py services/backtest/result.py \
   services/backtest/wire_limits.py services/strategy/context.py services/strategy/units.py \
   services/strategy/indicators.py services/sequencer/journal/framing.py \
   >"$out/mypyc.log" 2>&1 || { tail -40 "$out/mypyc.log"; exit 1; }
