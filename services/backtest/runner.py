@@ -248,9 +248,6 @@ class _Run:
         px = units.price_scale
         sz = units.size_scale
         wants_slices = self.wants_slices
-        prices_t: array[int] = array("q")
-        prices_c: array[float] = array("d")
-        self.prices[instrument] = (prices_t, prices_c)
         # The equity point, inlined (one instrument): cash + position x close, no method calls.
         curve = self.curve
         curve_t, curve_eq, curve_cash, curve_exp = curve.time_ns.append, curve.equity.append, curve.cash.append, curve.exposure.append
@@ -304,9 +301,6 @@ class _Run:
                 self._deliver_intents(self._call(on_event, ctx, TimeSliceClosed(t)))
                 self._settle()
             seq = self.seq
-            close = c / px
-            prices_t.append(t)
-            prices_c.append(close)
             cash = account.balance * cash_scale
             pos = positions.get(instrument)
             if pos is None or not pos.quantity:
@@ -326,6 +320,8 @@ class _Run:
                 bar.update(_PROGRESS_EVERY)
         if bar is not None:
             bar.update(n % _PROGRESS_EVERY)
+        # The report's price panel: the series itself (no per-bar copy while running).
+        self.prices[instrument] = (s.close_time_ns, array("d", [c / px for c in s.close]))
         return n
 
     def _run_merged(self, bar: Any) -> int:
