@@ -11,12 +11,16 @@ import os
 
 from hypothesis import settings
 
+# Derandomized: `make test` (and CI) explores the same examples on every run, so a red run
+# means a change broke something, not that the dice found an old bug. The soak profile stays
+# random: that is where new cases are found (then pinned as example tests).
 settings.register_profile(
     "bounded",
     max_examples=60,
     stateful_step_count=40,
     deadline=None,
     print_blob=True,
+    derandomize=True,
 )
 settings.register_profile(
     "soak",
