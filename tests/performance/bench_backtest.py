@@ -110,6 +110,13 @@ def _backtrader(bars: BarSeries, runonce: bool) -> dict[str, Any]:
             self.lines.openinterest[0] = 0.0
             return True
 
+    return _run_cerebro(Feed(timeframe=bt.TimeFrame.Minutes), runonce=runonce)
+
+
+def _run_cerebro(feed: Any, *, runonce: bool = True) -> dict[str, Any]:
+    """SMA 10/30 crossover, long only, size 1, in a default `Cerebro()` (stdstats and all)."""
+    import backtrader as bt
+
     class SmaCross(bt.Strategy):  # type: ignore[misc]
         params = (("fast", 10), ("slow", 30))
 
@@ -122,8 +129,8 @@ def _backtrader(bars: BarSeries, runonce: bool) -> dict[str, Any]:
             elif self.cross[0] < 0 and self.position:
                 self.close()
 
-    cerebro = bt.Cerebro(runonce=runonce)  # otherwise its defaults (stdstats=True: its standard observers)
-    cerebro.adddata(Feed(timeframe=bt.TimeFrame.Minutes))
+    cerebro = bt.Cerebro(runonce=runonce)
+    cerebro.adddata(feed)
     cerebro.addstrategy(SmaCross)
     cerebro.broker.setcash(float(CONFIG.cash))
     started = time.perf_counter()
@@ -177,31 +184,11 @@ def case_backtrader_csv(bars: BarSeries) -> dict[str, Any]:
     """From the CSV file to the result: Backtrader's GenericCSVData, default Cerebro."""
     import backtrader as bt
 
-    class SmaCross(bt.Strategy):  # type: ignore[misc]
-        params = (("fast", 10), ("slow", 30))
-
-        def __init__(self) -> None:
-            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast), bt.ind.SMA(period=self.p.slow))
-
-        def next(self) -> None:
-            if self.cross[0] > 0 and not self.position:
-                self.buy(size=1)
-            elif self.cross[0] < 0 and self.position:
-                self.close()
-
     feed = bt.feeds.GenericCSVData(
         dataname=os.environ["BENCH_CSV"], dtformat="%Y-%m-%d %H:%M:%S", datetime=0, open=1, high=2, low=3,
         close=4, volume=5, openinterest=-1, timeframe=bt.TimeFrame.Minutes,
     )  # fmt: skip
-    cerebro = bt.Cerebro()
-    cerebro.adddata(feed)
-    cerebro.addstrategy(SmaCross)
-    cerebro.broker.setcash(float(CONFIG.cash))
-    started = time.perf_counter()
-    [strategy] = cerebro.run()
-    elapsed = time.perf_counter() - started
-    fills = sum(1 for o in strategy._orders if o.status == o.Completed)
-    return {"seconds": elapsed, "trades": fills, "final_value": cerebro.broker.getvalue()}
+    return _run_cerebro(feed)
 
 
 def case_plain_loop(bars: BarSeries) -> dict[str, Any]:
