@@ -219,3 +219,18 @@ def test_a_backtest_on_trades_fills_market_orders_at_the_next_print(tmp_path: Pa
     fills = (run_dir / "fills.csv").read_text().splitlines()
     assert len(fills) == 2, fills  # header and one fill: at the second print's price
     assert "42001.5" in fills[1]
+
+
+def test_parquet_in_and_out_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.parquet as pq
+
+    run_dir = tmp_path / "run"
+    code = tradebus(
+        ["backtest", str(REPO / "examples/strategies/sma_cross.py"), "--data", str(REPO / "examples/data/BTC-USD_1m.parquet"),
+         "--to", END, "--format", "parquet", "--run-dir", str(run_dir), "--no-progress", "--no-report"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    fills = pq.read_table(run_dir / "fills.parquet")
+    csv_run = run_backtest(SMA_CROSS, _bars(), BacktestConfig())
+    assert fills.num_rows == len(csv_run.fills) > 0  # the Parquet file holds the same bars as the CSV
+    assert json.loads((run_dir / "summary.json").read_text())["config"]["state_hash"] == csv_run.state_hash
