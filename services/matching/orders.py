@@ -78,12 +78,14 @@ def day_end_ns(arrival_ns: int, offset_ns: int) -> int:
     return ((arrival_ns - offset_ns) // DAY_NS + 1) * DAY_NS + offset_ns
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class SimOrder:
     """A live (or recently finished) order at the simulated venue. Mutated only by the venue.
 
     `eq=False`: orders are compared by identity (two orders are never the same order because
-    their fields agree), and identity hashing keeps list membership checks cheap.
+    their fields agree), and identity hashing keeps list membership checks cheap. `init=False`
+    and a hand-written __init__: one is made per order, and under mypyc the __init__ @dataclass
+    generates stays interpreted (~20x the cost of a compiled one).
     """
 
     cmd: SubmitOrder
@@ -106,6 +108,50 @@ class SimOrder:
     parent: SimOrder | None = None  # bracket child: its parent
     children: list[SimOrder] | None = None  # bracket parent: its children (shared with them as siblings)
     oco: list[SimOrder] | None = None  # members of its OCO group still working, itself included
+
+    def __init__(
+        self,
+        cmd: SubmitOrder,
+        client_order_id: str,
+        instrument: str,
+        is_buy: bool,
+        order_type: OrderType,
+        tif: TimeInForce,
+        quantity: int,
+        price: int | None,
+        stop_price: int | None,
+        rank: int,
+        arrival_ns: int,
+        expire_ns: int | None,
+        venue_order_id: str,
+        active: bool = True,
+        triggered: bool = False,
+        filled: int = 0,
+        status: str = OrderStatus.WORKING,
+        parent: SimOrder | None = None,
+        children: list[SimOrder] | None = None,
+        oco: list[SimOrder] | None = None,
+    ) -> None:
+        self.cmd = cmd
+        self.client_order_id = client_order_id
+        self.instrument = instrument
+        self.is_buy = is_buy
+        self.order_type = order_type
+        self.tif = tif
+        self.quantity = quantity
+        self.price = price
+        self.stop_price = stop_price
+        self.rank = rank
+        self.arrival_ns = arrival_ns
+        self.expire_ns = expire_ns
+        self.venue_order_id = venue_order_id
+        self.active = active
+        self.triggered = triggered
+        self.filled = filled
+        self.status = status
+        self.parent = parent
+        self.children = children
+        self.oco = oco
 
     @property
     def remaining(self) -> int:

@@ -18,6 +18,8 @@ __all__ = ["refuse_submit", "would_take"]
 
 _PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 _STOPPED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+_GTD = TimeInForce.GTD
+_LIMIT = OrderType.LIMIT
 
 
 def would_take(quote: Quote | None, is_buy: bool, limit: int) -> bool:
@@ -40,20 +42,26 @@ def _refuse_terms(cmd: SubmitOrder, rules: InstrumentRules) -> str | None:
         return f"order_type {otype} is not offered at venue {venue}"
     if tif not in rules.time_in_force:
         return f"time_in_force {tif} is not offered at venue {venue}"
-    if otype in _PRICED and cmd.price is None:
+    # Each field read and each membership test once (this runs for every order).
+    price = cmd.price
+    stop_price = cmd.stop_price
+    priced = otype in _PRICED
+    stopped = otype in _STOPPED
+    if priced and price is None:
         return f"order_type {otype} needs price"
-    if otype not in _PRICED and cmd.price is not None:
-        return f"order_type {otype} takes no price, got {cmd.price}"
-    if otype in _STOPPED and cmd.stop_price is None:
+    if not priced and price is not None:
+        return f"order_type {otype} takes no price, got {price}"
+    if stopped and stop_price is None:
         return f"order_type {otype} needs stop_price"
-    if otype not in _STOPPED and cmd.stop_price is not None:
-        return f"order_type {otype} takes no stop_price, got {cmd.stop_price}"
+    if not stopped and stop_price is not None:
+        return f"order_type {otype} takes no stop_price, got {stop_price}"
     if cmd.quantity % rules.lot_size:
         return f"quantity {cmd.quantity} is not a multiple of lot_size {rules.lot_size}"
-    for field, value in (("price", cmd.price), ("stop_price", cmd.stop_price)):
-        if value is not None and value % rules.tick_size:
-            return f"{field} {value} is not a multiple of tick_size {rules.tick_size}"
-    if tif is TimeInForce.GTD:
+    if price is not None and price % rules.tick_size:
+        return f"price {price} is not a multiple of tick_size {rules.tick_size}"
+    if stop_price is not None and stop_price % rules.tick_size:
+        return f"stop_price {stop_price} is not a multiple of tick_size {rules.tick_size}"
+    if tif is _GTD:
         if cmd.expire_time_ns is None:
             return "time_in_force gtd needs expire_time_ns"
     elif cmd.expire_time_ns is not None:
@@ -61,7 +69,7 @@ def _refuse_terms(cmd: SubmitOrder, rules: InstrumentRules) -> str | None:
     if cmd.post_only:
         if not rules.post_only:
             return f"post_only is not offered at venue {venue}"
-        if otype is not OrderType.LIMIT:
+        if otype is not _LIMIT:
             return f"post_only needs order_type limit, got {otype}"
     return None
 

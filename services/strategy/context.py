@@ -172,10 +172,14 @@ class StrategyContext:
 
     def buy(self, instrument: str, quantity: Number, **terms: Any) -> PlaceOrder:
         """A buy order intent; see `order` for the terms."""
+        if not terms:  # a plain market order: compiled, a direct call (with **terms, a generic one)
+            return self.order(instrument, "buy", quantity)
         return self.order(instrument, "buy", quantity, **terms)
 
     def sell(self, instrument: str, quantity: Number, **terms: Any) -> PlaceOrder:
         """A sell order intent; see `order` for the terms."""
+        if not terms:
+            return self.order(instrument, "sell", quantity)
         return self.order(instrument, "sell", quantity, **terms)
 
     def order(

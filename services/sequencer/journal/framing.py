@@ -59,5 +59,7 @@ def _frame(env: Envelope, expected_seq: int, decode_check: bool = True) -> bytes
             raise RecordRefused(f"envelope seq {seq} would not decode when read back: {exc}") from None
         if decoded_seq != seq:
             raise RecordRefused(f"envelope seq {seq} decodes back with seq_id {decoded_seq}")
-    head = _LEN_SEQ.pack(length, seq)
-    return head + _U32.pack(zlib.crc32(payload, zlib.crc32(head))) + payload
+    crc = zlib.crc32(payload, zlib.crc32(_LEN_SEQ.pack(length, seq)))
+    # The same bytes as (length, seq) + crc + payload, with one concatenation: the payload is
+    # copied once, not twice (this runs for every record).
+    return RECORD_HEADER.pack(length, seq, crc) + payload
