@@ -17,6 +17,9 @@ FORBIDDEN_NAMES = frozenset({"open", "input", "print", "exec", "eval", "__import
 FORBIDDEN_ATTRS = frozenset({"environ", "getenv", "time_ns", "perf_counter", "monotonic", "now", "utcnow", "urandom"})
 
 
+_ENVIRONMENT = frozenset({"environ", "getenv"})
+
+
 def sources(package: Path) -> list[Path]:
     files = sorted(package.rglob("*.py"))
     assert files, f"no sources found under {package}"
@@ -60,7 +63,13 @@ class PurityRules:
         return [m for m in names if not self.allowed(m)]
 
     def bad_calls(self, tree: ast.AST) -> tuple[set[str], set[str]]:
-        """(forbidden builtins called, forbidden attributes touched)."""
+        """(forbidden builtins called, forbidden attributes called or read).
+
+        Clocks and randomness are calls (`time.time_ns()`, `datetime.now()`), so those names are
+        flagged when called, and a data field that shares one (`report.time_ns`) is not; the
+        environment is flagged on any access (`os.environ[...]`).
+        """
         calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-        attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-        return self.forbidden_names & calls, self.forbidden_attrs & attrs
+        called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+        read = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} & _ENVIRONMENT
+        return self.forbidden_names & calls, self.forbidden_attrs & (called | read)

@@ -52,14 +52,19 @@ VenueReportPayload = (
 """Every report the simulated venue emits (it never loses an order, so never `SubmissionUnknown`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)  # hand-written __init__: see SimOrder (mypyc)
 class VenueReport:
     """One report from the venue: `time_ns` is the event time at which it happened (an arrival,
-    a market event, an expiry), `instrument` the order's instrument."""
+    a market event, an expiry), `instrument` the order's instrument. A value: never changed."""
 
     time_ns: int
     instrument: str
     report: VenueReportPayload
+
+    def __init__(self, time_ns: int, instrument: str, report: VenueReportPayload) -> None:
+        self.time_ns = time_ns
+        self.instrument = instrument
+        self.report = report
 
 
 class OrderStatus:

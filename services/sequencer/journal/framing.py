@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 
+from schemas.enums import Source
 from schemas.envelope import Envelope
 from services.sequencer.journal.errors import RecordRefused
 
@@ -63,3 +65,20 @@ def _frame(env: Envelope, expected_seq: int, decode_check: bool = True) -> bytes
     # The same bytes as (length, seq) + crc + payload, with one concatenation: the payload is
     # copied once, not twice (this runs for every record).
     return RECORD_HEADER.pack(length, seq, crc) + payload
+
+
+def frame_records(envs: Sequence[Envelope], expected_seq: int, prechecked_market_data: bool = False) -> bytes:
+    """Frame contiguous envelopes, each checked as `_frame` checks it, into one blob.
+
+    Here rather than in the writer so that the compiled build runs the per-record loop natively.
+    `prechecked_market_data` skips the decode-back of market-data envelopes only (see `_frame`).
+
+    Raises:
+        RecordRefused: any record fails its checks (the caller writes nothing).
+    """
+    market = Source.MARKET_DATA
+    parts = []
+    for env in envs:
+        parts.append(_frame(env, expected_seq, not prechecked_market_data or env.source is not market))
+        expected_seq += 1
+    return b"".join(parts)

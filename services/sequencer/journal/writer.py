@@ -24,12 +24,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-from schemas.enums import Source
 from schemas.envelope import Envelope
 from services.sequencer.core.config import CoreConfig
 from services.sequencer.journal.errors import JournalError, JournalFailed
 from services.sequencer.journal.format import JournalHeader, _encode_file_header, _parse_file_header
-from services.sequencer.journal.framing import _frame
+from services.sequencer.journal.framing import _frame, frame_records
 from services.sequencer.journal.scan import scan_journal
 
 __all__ = ["DEFAULT_FSYNC_INTERVAL_MS", "FsyncPolicy", "JournalWriter", "fsync_directory"]
@@ -215,13 +214,8 @@ class JournalWriter:
         fd = self._usable_fd()
         if not envs:
             return
-        expected = self._last_seq_id + 1
-        parts = []
-        market = Source.MARKET_DATA
-        for env in envs:
-            parts.append(_frame(env, expected, not prechecked_market_data or env.source is not market))
-            expected += 1
-        self._write(fd, b"".join(parts), envs[-1].seq_id)
+        blob = frame_records(envs, self._last_seq_id + 1, prechecked_market_data)
+        self._write(fd, blob, envs[-1].seq_id)
         self._last_seq_id = envs[-1].seq_id
         self._after_write(fd)
 
