@@ -270,9 +270,7 @@ class SimulatedVenue:
         Raises:
             ValueError: the command names another venue or an instrument not traded here.
         """
-        self._check_command(cmd)
-        self._enqueue(cmd, now_ns)
-        return self.advance(now_ns)
+        return self._send(cmd, now_ns)
 
     def replace(self, cmd: RequestReplace, now_ns: int) -> list[VenueReport]:
         """Send a replace (new total quantity and/or limit price); it takes effect on arrival.
@@ -280,9 +278,7 @@ class SimulatedVenue:
         Raises:
             ValueError: the command names another venue or an instrument not traded here.
         """
-        self._check_command(cmd)
-        self._enqueue(cmd, now_ns)
-        return self.advance(now_ns)
+        return self._send(cmd, now_ns)
 
     def advance(self, now_ns: int) -> list[VenueReport]:
         """Deliver the commands that have arrived by `now_ns` and expire DAY/GTD orders whose
@@ -298,9 +294,7 @@ class SimulatedVenue:
         Raises:
             ValueError: `instrument` is not traded at this venue.
         """
-        market = self._markets.get(instrument)
-        if market is None:
-            raise self._not_here(instrument)
+        market = self._market_of(instrument)
         if self._close_mode:  # before arrivals: an order arriving now fills at this bar's close
             market.last_bar = bar
             market.last_bar_ns = time_ns
@@ -318,9 +312,7 @@ class SimulatedVenue:
         Raises:
             ValueError: `instrument` is not traded at this venue.
         """
-        market = self._markets.get(instrument)
-        if market is None:
-            raise self._not_here(instrument)
+        market = self._market_of(instrument)
         out: list[VenueReport] = []
         if time_ns >= self._next_due_ns:
             self._run_due(time_ns, out)
@@ -335,9 +327,7 @@ class SimulatedVenue:
         Raises:
             ValueError: `instrument` is not traded at this venue.
         """
-        market = self._markets.get(instrument)
-        if market is None:
-            raise self._not_here(instrument)
+        market = self._market_of(instrument)
         out: list[VenueReport] = []
         if time_ns >= self._next_due_ns:  # arrivals until now still see the quote that stood
             self._run_due(time_ns, out)
@@ -349,6 +339,18 @@ class SimulatedVenue:
         return out
 
     # ------------------------------------------------------------------ commands and time
+
+    def _send(self, cmd: RequestCancel | RequestReplace, now_ns: int) -> list[VenueReport]:
+        """A cancel or replace: checked, then queued to arrive after the latency."""
+        self._check_command(cmd)
+        self._enqueue(cmd, now_ns)
+        return self.advance(now_ns)
+
+    def _market_of(self, instrument: str) -> _Market:
+        market = self._markets.get(instrument)
+        if market is None:
+            raise self._not_here(instrument)
+        return market
 
     def _not_here(self, instrument: str) -> ValueError:
         return ValueError(

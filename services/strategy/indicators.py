@@ -592,19 +592,41 @@ class CrossOver:
 
 
 class _WindowExtreme:
-    """Shared state of Highest and Lowest: a monotonic deque of (input index, value)."""
+    """Highest and Lowest: a monotonic deque of (input index, sign x value), O(1) amortized.
 
-    __slots__ = ("_count", "_queue", "min_period", "period", "ready", "value")
+    Lowest keeps negated values, so one loop finds both extremes (negation is exact for floats).
+    """
 
-    def __init__(self, owner: str, period: int) -> None:
+    __slots__ = ("_count", "_queue", "_sign", "min_period", "period", "ready", "value")
+
+    def __init__(self, owner: str, period: int, sign: float) -> None:
         self.period = _check_period(owner, "period", period)
         self.min_period = period
         self.value: float | None = None
         self.ready = False
+        self._sign = sign
         self._count = 0  # inputs seen; the index of the next one
         # Candidates only: each is better than everything after it, so the front is the extreme.
         # Every input enters and leaves once, hence O(1) amortized per update.
         self._queue: deque[tuple[int, float]] = deque()
+
+    def update(self, value: float) -> float | None:
+        """Take the next value; return the window's extreme, None until `period` values were seen."""
+        index = self._count
+        self._count = index + 1
+        signed = self._sign * value
+        queue = self._queue
+        while queue and queue[-1][1] <= signed:
+            queue.pop()
+        queue.append((index, signed))
+        if queue[0][0] <= index - self.period:
+            queue.popleft()
+        if index + 1 < self.period:
+            return None
+        extreme = self._sign * queue[0][1]
+        self.value = extreme
+        self.ready = True
+        return extreme
 
 
 class Highest(_WindowExtreme):
@@ -620,24 +642,7 @@ class Highest(_WindowExtreme):
     __slots__ = ()
 
     def __init__(self, period: int) -> None:
-        super().__init__("Highest", period)
-
-    def update(self, value: float) -> float | None:
-        """Take the next value; return the window's maximum, None until `period` values were seen."""
-        index = self._count
-        self._count = index + 1
-        queue = self._queue
-        while queue and queue[-1][1] <= value:
-            queue.pop()
-        queue.append((index, value))
-        if queue[0][0] <= index - self.period:
-            queue.popleft()
-        if index + 1 < self.period:
-            return None
-        highest = queue[0][1]
-        self.value = highest
-        self.ready = True
-        return highest
+        super().__init__("Highest", period, 1.0)
 
 
 class Lowest(_WindowExtreme):
@@ -653,24 +658,7 @@ class Lowest(_WindowExtreme):
     __slots__ = ()
 
     def __init__(self, period: int) -> None:
-        super().__init__("Lowest", period)
-
-    def update(self, value: float) -> float | None:
-        """Take the next value; return the window's minimum, None until `period` values were seen."""
-        index = self._count
-        self._count = index + 1
-        queue = self._queue
-        while queue and queue[-1][1] >= value:
-            queue.pop()
-        queue.append((index, value))
-        if queue[0][0] <= index - self.period:
-            queue.popleft()
-        if index + 1 < self.period:
-            return None
-        lowest = queue[0][1]
-        self.value = lowest
-        self.ready = True
-        return lowest
+        super().__init__("Lowest", period, -1.0)
 
 
 class Chain:
