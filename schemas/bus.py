@@ -1,0 +1,181 @@
+"""Messages of the process group that are not core inputs: publication, sync, heartbeats, acks.
+
+Every socket frame is two parts, ``[kind, body]``: `kind` is the ASCII name of one channel
+message below (or ``b"envelope"`` for an `Envelope`), `body` its MessagePack encoding. The kind
+part lets a receiver pick the typed decoder before decoding (and refuse an unknown kind without
+decoding at all) while the `Envelope` wire format stays exactly what the journal and the golden
+files hold.
+
+Channels:
+
+- ingress (producers -> sequencer): `Envelope`, `Heartbeat`, `TurnDone`.
+- ingress replies (sequencer -> that producer): `IngressAck`, `IngressRefused`.
+- publication (sequencer -> everyone): `Sequenced` (contiguous seq ids), `Heartbeat`,
+  `PeerStatus`, `TurnRequest`.
+- sync (request/reply): `SnapshotRequest` -> `SnapshotReply`; `RangeRequest` -> `RangeReply`
+  chunks until one has `complete`; either may be answered by `SyncRefused`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Final
+
+from msgspec import Meta
+
+from schemas.base import Message
+from schemas.envelope import Envelope
+from schemas.outputs import Output
+from schemas.state import CoreSnapshot
+from schemas.types import Id, ProducerId, SeqId, Text, TimeNs
+
+__all__ = [
+    "MAX_RANGE_ITEMS",
+    "BusMessage",
+    "Heartbeat",
+    "IngressAck",
+    "IngressRefused",
+    "PeerRole",
+    "PeerStatus",
+    "RangeReply",
+    "RangeRequest",
+    "Sequenced",
+    "SnapshotReply",
+    "SnapshotRequest",
+    "SyncRefused",
+    "TurnDone",
+    "TurnRequest",
+]
+
+# One range reply carries at most this many records: a resync of a long gap streams in chunks
+# of bounded size instead of one frame that could exceed the socket's max message size.
+MAX_RANGE_ITEMS: Final = 1000
+
+
+class PeerRole(StrEnum):
+    SEQUENCER = "sequencer"
+    FEED = "feed"
+    GATEWAY = "gateway"
+    STRATEGY = "strategy"
+    CONTROL = "control"
+
+
+class Heartbeat(Message, frozen=True):
+    """I am alive. Sent both ways every heartbeat interval; `last_seq_id` lets an idle
+    subscriber see that it missed the tail of the stream."""
+
+    peer: Id
+    role: PeerRole
+    sent_ns: TimeNs  # the sender's wall clock: telemetry only, never part of trading state
+    last_seq_id: SeqId = 0
+
+
+class PeerStatus(Message, frozen=True):
+    """The sequencer's view of a peer: published when it goes silent or comes back."""
+
+    peer: Id
+    role: PeerRole
+    alive: bool
+    last_seen_ns: TimeNs
+    missed_heartbeats: int = 0
+
+
+class IngressAck(Message, frozen=True):
+    """The envelope (`producer_id`, `producer_seq`) is journaled: the producer may forget it.
+
+    `seq_id` is the seq id it was given; a repeat the core dropped is acknowledged too (with the
+    seq id of the drop record) so the producer stops re-sending it.
+    """
+
+    producer_id: ProducerId
+    producer_seq: int
+    seq_id: SeqId
+
+
+class IngressRefused(Message, frozen=True):
+    """A frame from this peer was refused before sequencing (malformed, oversized, not allowed)."""
+
+    reason: Id  # a stable code: malformed, unknown_kind, unauthorized, version, ...
+    detail: Text
+    producer_id: str = ""
+    producer_seq: int = 0
+
+
+class Sequenced(Message, frozen=True):
+    """One sequenced input and what the core made of it. Published once per seq id, in order."""
+
+    seq_id: SeqId
+    envelope: Envelope
+    outputs: list[Output]
+
+
+class SnapshotRequest(Message, frozen=True):
+    request_id: Annotated[int, Meta(ge=0)]
+
+
+class SnapshotReply(Message, frozen=True):
+    """The core's whole state at `seq_id` (the Clone pattern's snapshot)."""
+
+    request_id: int
+    seq_id: SeqId
+    state_hash: str
+    snapshot: CoreSnapshot
+
+
+class RangeRequest(Message, frozen=True):
+    """Ask for the published records `from_seq_id`..`to_seq_id` inclusive (0: up to the latest)."""
+
+    request_id: Annotated[int, Meta(ge=0)]
+    from_seq_id: Annotated[int, Meta(ge=1)]
+    to_seq_id: SeqId = 0
+
+
+class RangeReply(Message, frozen=True):
+    request_id: int
+    items: Annotated[list[Sequenced], Meta(max_length=MAX_RANGE_ITEMS)]
+    complete: bool
+
+
+class SyncRefused(Message, frozen=True):
+    request_id: int
+    reason: Id
+    detail: Text
+
+
+class TurnRequest(Message, frozen=True):
+    """Lockstep: the sequencer waits for `peer` to answer for everything up to `seq_id`.
+
+    `turn` counts the sequencer's requests; the peer sends its envelopes for the turn to ingress,
+    then `TurnDone` with the same numbers. `payload` is the turn's subject, msgpack-encoded by
+    the caller's channel (a strategy event, or a venue command): the bus does not read it.
+    """
+
+    peer: Id
+    turn: Annotated[int, Meta(ge=1)]
+    seq_id: SeqId
+    kind: Id
+    payload: bytes = b""
+
+
+class TurnDone(Message, frozen=True):
+    peer: Id
+    turn: Annotated[int, Meta(ge=1)]
+    envelopes: int = 0  # how many envelopes the peer sent for this turn, before this message
+    payload: bytes = b""
+
+
+BusMessage = (
+    Heartbeat
+    | PeerStatus
+    | IngressAck
+    | IngressRefused
+    | Sequenced
+    | SnapshotRequest
+    | SnapshotReply
+    | RangeRequest
+    | RangeReply
+    | SyncRefused
+    | TurnRequest
+    | TurnDone
+)
+"""Every transport message; the frame's kind part names which (see the module docstring)."""
