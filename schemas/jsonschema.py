@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import msgspec
 
+from schemas.bus import BusMessage
 from schemas.envelope import SCHEMA_VERSION, Envelope
 from schemas.outputs import Output
 from schemas.state import CoreSnapshot
@@ -64,6 +65,15 @@ _CHANNELS: Final[dict[str, tuple[Any, str, str]]] = {
         (
             "Everything the sequencer core publishes: the order transition trace, refusals, venue "
             "commands and bookings. Exactly one tagged struct per message."
+        ),
+    ),
+    "bus.schema.json": (
+        BusMessage,
+        "tradebus transport messages (publication, sync, heartbeats, acknowledgements)",
+        (
+            "The messages of the process group that are not core inputs. Each travels as the body "
+            "of a two-part ZeroMQ message [kind, body]: kind is the ASCII tag below (the `type` "
+            "value), body the message's MessagePack map. Exactly one tagged struct per message."
         ),
     ),
     "snapshot.schema.json": (

@@ -44,6 +44,7 @@ from schemas import (
     Timer,
     Trade,
 )
+from schemas.bus import BusMessage
 from schemas.jsonschema import DEFAULT_DIR, DRAFT, SCHEMA_FILES, build_schemas, check, export, render
 from services.cli import schema_cmd
 from services.sequencer.core import SequencerCore
@@ -72,7 +73,7 @@ def test_rendering_is_deterministic_and_canonical() -> None:
     first = {name: render(doc) for name, doc in build_schemas().items()}
     second = {name: render(doc) for name, doc in build_schemas().items()}
     assert first == second
-    assert sorted(first) == ["envelope.schema.json", "output.schema.json", "snapshot.schema.json"]
+    assert sorted(first) == ["bus.schema.json", "envelope.schema.json", "output.schema.json", "snapshot.schema.json"]
     for name, text in first.items():
         assert text.endswith("}\n") and not text.endswith("\n\n"), name
         # Re-rendering the parsed text gives the same bytes: keys sorted, formatting fixed.
@@ -129,7 +130,12 @@ def _struct_types(root: Any) -> dict[str, msgspec.inspect.StructType]:
     return found
 
 
-_ROOTS = {"envelope.schema.json": Envelope, "output.schema.json": Output, "snapshot.schema.json": CoreSnapshot}
+_ROOTS = {
+    "bus.schema.json": BusMessage,
+    "envelope.schema.json": Envelope,
+    "output.schema.json": Output,
+    "snapshot.schema.json": CoreSnapshot,
+}
 
 
 @pytest.mark.parametrize("name", SCHEMA_FILES)
