@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "services.cli.scenario_cmd",
     "services.cli.replay_cmd",
     "services.cli.schema_cmd",
+    "services.cli.up_cmd",
 )
 
 
