@@ -16,6 +16,7 @@ class SmaCross(Strategy):
     """Long-only SMA(fast) / SMA(slow) crossover with market orders, a fixed size per entry."""
 
     params = {"fast": 10, "slow": 30, "size": 1.0}
+    wants_order_events = False  # it reads its position through ctx
 
     def on_start(self, ctx: StrategyContext) -> None:
         self.fast = SMA(self.p.fast)

@@ -161,6 +161,7 @@ class _Run:
             config.currency,
         )
         self.wants_slices = bool(getattr(strategy, "wants_time_slices", False))
+        self.wants_orders = bool(getattr(strategy, "wants_order_events", True))
         self.run_dir = run_dir
         self.progress = progress
         self.seq = 0
@@ -240,11 +241,11 @@ class _Run:
 
     def _run_single_bar_series(self, s: BarSeries, bar: Any) -> int:
         """The fast path: one bar series, envelopes built straight from the columns."""
-        core_apply = self.core.apply
-        append = self.journal_buffer.append
+        # Methods are called on their objects, not through cached bound methods: compiled, that is
+        # a direct native call; a bound method would go through the Python calling convention.
+        core = self.core
         batch = self.config.journal_batch
         venue = self.venues[s.venue]
-        on_bar = venue.on_bar
         on_event = self.strategy.on_event
         ctx = self.ctx
         instrument = s.instrument
@@ -272,7 +273,7 @@ class _Run:
         for t, o, h, lo, c, v in zip(s.close_time_ns, s.open, s.high, s.low, s.close, s.volume, strict=True):
             payload = Bar(open=o, high=h, low=lo, close=c, volume=v, interval_ns=interval)
             if every_bar or venue.open_order_count or venue.next_due_ns is not None:
-                reports = on_bar(instrument, payload, t)
+                reports = venue.on_bar(instrument, payload, t)
                 if reports:
                     self.seq = seq
                     self._ingest_reports(venue_name, reports)
@@ -291,10 +292,10 @@ class _Run:
                 seq_id=seq,
                 ingest_time_ns=t,
             )
-            append(env)
+            buffer.append(env)
             if len(buffer) >= batch:
                 self._flush_journal()
-            out = core_apply(env)
+            out = core.apply(env)
             self.seq = seq
             if out:
                 self._dispatch(out)
@@ -493,7 +494,7 @@ class _Run:
         for o in out:
             kind = type(o)
             if kind is OrderTransitioned:
-                if o.strategy_id == sid:
+                if o.strategy_id == sid and self.wants_orders:
                     scale = units[o.instrument].size_scale
                     update = OrderUpdated(
                         t, o.client_order_id, o.instrument, str(o.event), str(o.from_state), str(o.to_state),
@@ -534,7 +535,7 @@ class _Run:
         trade = self.trade_builder.on_fill(fill, self.bar_index, o.position_quantity / u.size_scale)
         if trade is not None:
             self.trades.append(trade)
-        if o.strategy_id == self.strategy_id:
+        if o.strategy_id == self.strategy_id and self.wants_orders:
             filled = OrderFilled(
                 t, o.client_order_id, o.instrument, str(o.side), fill.quantity, fill.price, fill.fee,
                 o.fee_currency, o.position_quantity / u.size_scale, o.trade_id,

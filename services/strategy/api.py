@@ -40,6 +40,9 @@ class Strategy:
 
     strategy_id: ClassVar[str | None] = None  # None: the host's configured id (BacktestConfig.strategy_id)
     params: ClassVar[Mapping[str, Any]] = {}
+    # False: never called with `OrderUpdated` / `OrderFilled` (the strategy reads its orders and
+    # positions through `ctx`). Saves several calls per order; `IntentRefused` still arrives.
+    wants_order_events: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         defaults = dict(type(self).params)

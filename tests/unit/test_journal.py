@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import Envelope
 from services.sequencer.journal import (
@@ -23,6 +26,7 @@ from services.sequencer.journal import (
     recover_journal,
     scan_journal,
 )
+from services.sequencer.journal.framing import crc32
 from services.sequencer.scenario import Scenario, demo_config
 
 
@@ -329,3 +333,10 @@ def test_prechecked_market_data_skips_only_the_decode_back_of_market_data(tmp_pa
             writer.append_batch([envs[0], out_of_range], prechecked_market_data=True)
         writer.append_batch(envs, prechecked_market_data=True)
     assert [e.payload for e in iter_envelopes(tmp_path / "j.tbj")] == [bar.payload, place.payload]
+
+
+@given(st.binary(max_size=4096), st.integers(min_value=0, max_value=2**32 - 1))
+def test_the_journal_crc_is_zlibs_crc32(data: bytes, start: int) -> None:
+    """The journal format says CRC-32 (zlib's): the faster implementation must agree bit for bit."""
+    assert crc32(data) == zlib.crc32(data)
+    assert crc32(data, start) == zlib.crc32(data, start)

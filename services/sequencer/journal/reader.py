@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -35,6 +34,7 @@ from services.sequencer.journal.format import (
     journal_config,
 )
 from services.sequencer.journal.framing import _DECODER, _U32, MAX_RECORD_BYTES, RECORD_HEADER
+from services.sequencer.journal.framing import crc32 as framing_crc32
 
 __all__ = ["JournalReader", "iter_envelopes"]
 
@@ -68,7 +68,7 @@ def _find_valid_record(data: bytes, start: int, last_good_seq: int) -> tuple[int
     last_start = end - _RECORD_HEADER_SIZE
     mv = memoryview(data)
     unpack = RECORD_HEADER.unpack_from
-    crc32 = zlib.crc32
+    crc32 = framing_crc32
     nonzero = _NONZERO.search
     pos = start
     while pos <= last_start:
@@ -134,7 +134,7 @@ class JournalReader:
         expected = 1  # seq id of the record at `pos`; every record before it was good
         skip_through = self.after_seq_id
         unpack = RECORD_HEADER.unpack_from
-        crc32 = zlib.crc32
+        crc32 = framing_crc32
         decode = _DECODER.decode
         hsize = _RECORD_HEADER_SIZE
         covered = _CRC_COVERED_HEADER

@@ -264,7 +264,7 @@ class JournalWriter:
         )
         return JournalFailed(self._failure)
 
-    def _write(self, fd: int, blob: bytes, seq_id: int) -> None:
+    def _write(self, fd: int, blob: bytes | bytearray, seq_id: int) -> None:
         try:
             _write_all(fd, blob)
         except OSError as exc:
@@ -289,7 +289,7 @@ class JournalWriter:
         self._last_fsync_ns = self._clock_ns()
 
 
-def _write_all(fd: int, blob: bytes) -> None:
+def _write_all(fd: int, blob: bytes | bytearray) -> None:
     """os.write until every byte is out (a regular file may take a short write near disk full)."""
     view = memoryview(blob)
     while view:
