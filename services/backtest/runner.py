@@ -36,6 +36,7 @@ import msgspec
 from schemas.enums import Source
 from schemas.envelope import Envelope
 from schemas.intents import CancelOrder, NoOp, PlaceOrder, ReplaceOrder, SetRiskFlag
+from schemas.lockstep import StrategyCall, StrategyHook
 from schemas.market import Bar, Trade
 from schemas.outputs import (
     FillBooked,
@@ -62,16 +63,13 @@ from services.sequencer.core.engine import SequencerCore
 from services.sequencer.journal.writer import FsyncPolicy, JournalWriter
 from services.strategy.api import Strategy
 from services.strategy.context import StrategyContext
+from services.strategy.event_builders import intent_refused, market_event, order_filled, order_updated
 from services.strategy.events import (
     BarClosed,
-    IntentRefused,
-    OrderFilled,
-    OrderUpdated,
     TimeSliceClosed,
-    TradePrinted,
 )
 
-__all__ = ["BacktestError", "run_backtest"]
+__all__ = ["BacktestError", "Drive", "run_backtest"]
 
 Series = BarSeries | TradeSeries
 
@@ -119,6 +117,41 @@ def run_backtest(
     return run.execute()
 
 
+class Drive:
+    """How a run is driven when it is not the in-process one: the bus backtest's sequencer.
+
+    The sequencer runs this same loop (so both paths give the same journal by construction), with
+    market data from its ingress, venues and strategy that are proxies for gateway and strategy
+    host processes, and every applied envelope handed to `sink` for publication.
+
+    Attributes:
+        instruments: the run's instruments (the data's, in-process).
+        source: the market-data envelopes, in the backtest ordering key's order.
+        total: how many `source` yields, for the progress bar (0: unknown).
+        venues: venue id -> an object with SimulatedVenue's submit/cancel/replace/on_bar/on_trade,
+            open_order_count and next_due_ns.
+        sink: called with each envelope and its outputs right after the core applied it.
+        by_reference: hand the strategy `StrategyCall` references, not events (the host builds them).
+    """
+
+    def __init__(
+        self,
+        instruments: list[str],
+        source: Iterable[Envelope],
+        venues: dict[str, Any],
+        sink: Callable[[Envelope, list[Any]], None],
+        *,
+        total: int = 0,
+        by_reference: bool = True,
+    ) -> None:
+        self.instruments = instruments
+        self.source = source
+        self.venues = venues
+        self.sink = sink
+        self.total = total
+        self.by_reference = by_reference
+
+
 def _instantiate(strategy: Any, params: dict[str, Any] | None) -> Strategy:
     from services.strategy.loader import as_native_strategy  # the Backtrader-style layer is optional
 
@@ -129,9 +162,16 @@ class _Run:
     """One backtest: owns the core, the venue, the journal and the strategy's context."""
 
     def __init__(
-        self, strategy: Strategy, series: list[Series], config: BacktestConfig, run_dir: Path | None, progress: bool
+        self,
+        strategy: Strategy,
+        series: list[Series],
+        config: BacktestConfig,
+        run_dir: Path | None,
+        progress: bool,
+        drive: Drive | None = None,
     ) -> None:
-        instruments = sorted({s.instrument for s in series})
+        self.drive = drive
+        instruments = sorted({s.instrument for s in series} if drive is None else set(drive.instruments))
         self.config = config
         self.core_config: CoreConfig = core_config_for(instruments, config)
         for s in series:
@@ -145,9 +185,13 @@ class _Run:
             except WireLimitError as exc:
                 raise BacktestError(str(exc)) from exc
         self.core = SequencerCore(self.core_config)
-        self.venues = {
-            name: SimulatedVenue(name, self.core_config, config.matching) for name in self.core_config.venues
-        }
+        self.venues: dict[str, Any] = (
+            {name: SimulatedVenue(name, self.core_config, config.matching) for name in self.core_config.venues}
+            if drive is None
+            else drive.venues
+        )
+        self.sink = None if drive is None else drive.sink
+        self.by_reference = drive is not None and drive.by_reference
         self.strategy = strategy
         self.strategy_id = getattr(strategy, "strategy_id", None) or config.strategy_id
         bind_series = getattr(strategy, "bind_series", None)
@@ -208,7 +252,7 @@ class _Run:
             if journal_path.exists():
                 journal_path.unlink()
             self.journal = JournalWriter.create(journal_path, self.core_config, fsync=FsyncPolicy.NEVER)
-        total = sum(len(s) for s in self.series)
+        total = sum(len(s) for s in self.series) if self.drive is None else self.drive.total
         bar = _progress_bar(total) if self.progress else None
         # The run allocates millions of short-lived, acyclic objects (envelopes, events, records)
         # and keeps a growing set of long-lived ones (records): at the default thresholds the
@@ -222,7 +266,7 @@ class _Run:
             try:
                 self._deliver_intents(self._call(self.strategy.on_start, self.ctx))
                 self._settle()
-                if len(self.series) == 1 and isinstance(self.series[0], BarSeries):
+                if self.drive is None and len(self.series) == 1 and isinstance(self.series[0], BarSeries):
                     events = self._run_single_bar_series(self.series[0], bar)
                 else:
                     events = self._run_merged(bar)
@@ -245,7 +289,7 @@ class _Run:
         # a direct native call; a bound method would go through the Python calling convention.
         core = self.core
         batch = self.config.journal_batch
-        venue = self.venues[s.venue]
+        venue: SimulatedVenue = self.venues[s.venue]  # in-process: typed, so compiled calls are native
         on_event = self.strategy.on_event
         ctx = self.ctx
         instrument = s.instrument
@@ -339,7 +383,7 @@ class _Run:
         slice_time: int | None = None
         every_bar = self.config.matching.fill_market_on == "close"
         n = 0
-        for env in _merge(self.series):
+        for env in _merge(self.series) if self.drive is None else self.drive.source:
             t = env.event_time_ns
             if slice_time is not None and t != slice_time:
                 self._close_slice(slice_time)
@@ -359,6 +403,8 @@ class _Run:
             env = msgspec.structs.replace(env, seq_id=self.seq, ingest_time_ns=t)
             self._journal(env)
             out = self.core.apply(env)
+            if self.sink is not None:
+                self.sink(env, out)
             if out:
                 self._dispatch(out)
                 self._settle()
@@ -379,23 +425,18 @@ class _Run:
         return n
 
     def _market_event(self, env: Envelope) -> Any:
-        u = self.ctx.units[env.instrument]
-        p = env.payload
-        px = u.price_scale
-        if isinstance(p, Bar):
-            return BarClosed(
-                env.instrument, env.event_time_ns, p.open / px, p.high / px, p.low / px, p.close / px,
-                p.volume / u.size_scale, p.interval_ns,
-            )  # fmt: skip
-        assert isinstance(p, Trade), f"unexpected market payload {type(p).__name__}"
-        return TradePrinted(
-            env.instrument, env.event_time_ns, p.price / px, p.quantity / u.size_scale,
-            None if p.aggressor is None else str(p.aggressor),
-        )  # fmt: skip
+        if self.by_reference:
+            return StrategyCall(hook=StrategyHook.MARKET, seq_id=0, event_seq_id=env.seq_id)
+        return market_event(env, self.ctx.units[env.instrument])
 
     def _close_slice(self, t: int) -> None:
         if self.wants_slices:
-            self._deliver_intents(self._call(self.strategy.on_event, self.ctx, TimeSliceClosed(t)))
+            slice_event: Any = (
+                StrategyCall(hook=StrategyHook.SLICE, seq_id=0, time_ns=t)
+                if self.by_reference
+                else TimeSliceClosed(t)
+            )
+            self._deliver_intents(self._call(self.strategy.on_event, self.ctx, slice_event))
             self._settle()
         self._curve_point(t)
 
@@ -451,6 +492,8 @@ class _Run:
             self.seq_times[self.seq] = max(t, self.core.event_time_ns)
             self._journal(env)
             out = self.core.apply(env)
+            if self.sink is not None:
+                self.sink(env, out)
             if out:
                 self._dispatch(out)
 
@@ -481,6 +524,8 @@ class _Run:
             self.seq_times[self.seq] = t
             self._journal(env)
             out = self.core.apply(env)
+            if self.sink is not None:
+                self.sink(env, out)
             if out:
                 self._dispatch(out)
 
@@ -495,24 +540,26 @@ class _Run:
             kind = type(o)
             if kind is OrderTransitioned:
                 if o.strategy_id == sid and self.wants_orders:
-                    scale = units[o.instrument].size_scale
-                    update = OrderUpdated(
-                        t, o.client_order_id, o.instrument, str(o.event), str(o.from_state), str(o.to_state),
-                        o.quantity / scale, o.filled_quantity / scale, o.note,
-                    )  # fmt: skip
-                    self.pending_events.append(update)
+                    self.pending_events.append(
+                        self._output_call(out, o) if self.by_reference else order_updated(o, t, units[o.instrument])
+                    )
             elif kind is SubmitOrder or kind is RequestCancel or kind is RequestReplace:
                 self.pending_commands.append(o)
             elif kind is FillBooked:
-                self._book_fill(o, t)
+                self._book_fill(o, t, out)
             elif kind is IntentRejected:
                 if o.strategy_id == sid:
-                    self.pending_events.append(IntentRefused(t, o.intent, str(o.reason), o.detail, o.client_order_id))
+                    self.pending_events.append(self._output_call(out, o) if self.by_reference else intent_refused(o, t))
             elif kind is ReportRefused or kind is InvariantBroken:
                 # The simulated venue and the core disagree: our bug, made loud in the result.
                 self.warnings.append(f"seq {o.seq_id}: {msgspec.json.encode(o).decode()}")
 
-    def _book_fill(self, o: FillBooked, t: int) -> None:
+    def _output_call(self, out: list[Any], o: Any) -> StrategyCall:
+        """A reference to output `o` (the host builds the event from its replica's same output)."""
+        index = next(i for i, x in enumerate(out) if x is o)
+        return StrategyCall(hook=StrategyHook.OUTPUT, seq_id=0, event_seq_id=o.seq_id, output_index=index)
+
+    def _book_fill(self, o: FillBooked, t: int, out: list[Any] | None = None) -> None:
         u = self.ctx.units[o.instrument]
         fee_scale = self.fee_scales[o.fee_currency]
         fill = FillRecord(
@@ -536,11 +583,11 @@ class _Run:
         if trade is not None:
             self.trades.append(trade)
         if o.strategy_id == self.strategy_id and self.wants_orders:
-            filled = OrderFilled(
-                t, o.client_order_id, o.instrument, str(o.side), fill.quantity, fill.price, fill.fee,
-                o.fee_currency, o.position_quantity / u.size_scale, o.trade_id,
-            )  # fmt: skip
-            self.pending_events.append(filled)
+            if self.by_reference:
+                assert out is not None
+                self.pending_events.append(self._output_call(out, o))
+            else:
+                self.pending_events.append(order_filled(o, t, u, fee_scale))
 
     def _settle(self) -> None:
         """Commands to venues, then news to the strategy, until neither has anything left."""
