@@ -27,6 +27,8 @@ from schemas.types import InstrumentId, SeqId, StrategyId, Text, TimeNs, VenueId
 
 __all__ = [
     "MAX_TURN_ITEMS",
+    "FeedPull",
+    "FeedPullDone",
     "StrategyAnswer",
     "StrategyCall",
     "StrategyHello",
@@ -42,6 +44,24 @@ __all__ = [
 # A strategy answering one event with more intents than this, or a venue with more reports, is
 # misbehaving: the turn is refused rather than letting one answer outgrow the ingress frame limit.
 MAX_TURN_ITEMS = 500
+
+
+class FeedPull(Message, frozen=True):
+    """Send me your envelopes from position `from_position` on (1 = the first of your merged
+    stream), at most `max_count`.
+
+    The feed sends them to ingress in order, then `TurnDone` with a `FeedPullDone` payload. A pull
+    names its position, so a feed holds no cursor the sequencer depends on: after any restart the
+    sequencer simply pulls from where its run is.
+    """
+
+    from_position: Annotated[int, Meta(ge=1)]
+    max_count: Annotated[int, Meta(ge=1, le=MAX_TURN_ITEMS)]
+
+
+class FeedPullDone(Message, frozen=True):
+    sent: Annotated[int, Meta(ge=0)]
+    ended: bool  # nothing after the last one sent: the stream is over
 
 
 class StrategyHook(StrEnum):
