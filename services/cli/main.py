@@ -15,6 +15,9 @@ _COMMAND_MODULES = (
     "services.cli.replay_cmd",
     "services.cli.schema_cmd",
     "services.cli.up_cmd",
+    "services.cli.serve_cmd",
+    "services.cli.status_cmd",
+    "services.cli.keys_cmd",
 )
 
 

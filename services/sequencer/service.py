@@ -40,7 +40,7 @@ from services.sequencer.endpoint import SequencerSockets
 from services.sequencer.journal import JournalWriter
 from services.sequencer.recovery import recover
 
-__all__ = ["SequencerService", "ingress_policy_for", "journal_path", "checkpoint_dir"]
+__all__ = ["SequencerService", "checkpoint_dir", "ingress_policy_for", "journal_path"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ class SequencerService:
             self.journal = JournalWriter.create(path, self.config, fsync=fsync, fsync_interval_ms=interval_ms)
         self.sequencer = Sequencer(last_seq_id=self.core.seq_id)
         self.sockets = SequencerSockets(profile, lambda: self.core)
-        self.policy = ingress_policy_for(profile, require_identity=self.sockets.secured)
+        # Identities exist only where ingress itself runs CURVE; there a frame without one fails closed.
+        self.policy = ingress_policy_for(
+            profile, require_identity=self.sockets.secured and profile.endpoints.ingress.startswith("tcp://")
+        )
         now = clock_ns()
         self.monitor = HeartbeatMonitor()
         self.schedule = HeartbeatSchedule(start_ns=now)
