@@ -92,7 +92,8 @@ def _serve_sequencer(profile: Any, stop: _Stop) -> int:
 
     sequencer = LockstepSequencer(profile)
     marker = profile.group.run_dir / DONE_MARKER
-    marker.unlink(missing_ok=True)
+    for stale in (marker, profile.group.run_dir / "lockstep.failed", profile.group.run_dir / "summary.txt"):
+        stale.unlink(missing_ok=True)
     try:
         try:
             result = sequencer.run()
@@ -102,7 +103,9 @@ def _serve_sequencer(profile: Any, stop: _Stop) -> int:
             sequencer.serve_idle(stop)  # stay up (and visible) rather than be restarted into the same error
             return 1
         paths = result.write(profile.group.run_dir)
-        print(result.summary(), flush=True)
+        summary = result.summary()
+        print(summary, flush=True)
+        (profile.group.run_dir / "summary.txt").write_text(f"{summary}\n")
         marker.write_text(f"{paths['summary']}\n")
         sequencer.serve_idle(stop)
         return 0

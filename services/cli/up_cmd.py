@@ -51,6 +51,12 @@ def register(sub: Any) -> None:
     up.add_argument(
         "--foreground", action="store_true", help="run supervisord in this terminal (Ctrl-C stops the group)"
     )
+    up.add_argument(
+        "--wait",
+        action="store_true",
+        help="backtest mode: show progress until the run ends, then print its summary and run folder",
+    )
+    up.add_argument("--down-after", action="store_true", help="with --wait: stop the group when the run has ended")
     up.set_defaults(run=_up)
     down = sub.add_parser(
         "down",
@@ -107,7 +113,12 @@ def _up(args: argparse.Namespace) -> int:
     print(f"  conf  {files.conf}")
     print(f"  logs  {files.logs_dir}")
     print(f"  stop  tradebus down {args.profile}")
-    return 0
+    if not getattr(args, "wait", False) or profile.group.mode != "backtest":
+        return 0
+    code = _wait_for_run(profile)
+    if args.down_after:
+        _down(args)
+    return code
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -170,3 +181,60 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# A bus backtest of the bundled data takes seconds; a long one is bounded only by its data, so
+# waiting has no deadline: the sequencer's heartbeats show it is alive, and a failed run says so.
+_PROGRESS_LISTEN_MS: Final = 500
+
+
+def _wait_for_run(profile: Any) -> int:
+    """Show the lockstep run's progress (seq ids) until the sequencer marks it done or failed."""
+    import zmq
+    from tqdm import tqdm
+
+    from bus.codec import PUBLICATION, FrameCodec, FrameError
+    from bus.sockets import subscriber
+    from schemas.bus import Heartbeat, Sequenced
+
+    run_dir = profile.group.run_dir
+    done, failed = run_dir / "lockstep.done", run_dir / "lockstep.failed"
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = subscriber(ctx, profile.endpoints.publication)
+    codec = FrameCodec(PUBLICATION)
+    bar = tqdm(unit=" seq", desc="bus backtest", mininterval=0.5, file=sys.stderr)
+    seen = 0
+    try:
+        while not done.exists() and not failed.exists():
+            if sub.poll(_PROGRESS_LISTEN_MS):
+                for _ in range(10_000):
+                    try:
+                        message = codec.decode(sub.recv_multipart(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                    except FrameError:
+                        continue
+                    seq = message.seq_id if isinstance(message, Sequenced) else (
+                        message.last_seq_id if isinstance(message, Heartbeat) else 0
+                    )
+                    if seq > seen:
+                        bar.update(seq - seen)
+                        seen = seq
+    except KeyboardInterrupt:
+        print("tradebus up: stopped waiting (the group keeps running)", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        sub.close(linger=0)
+        ctx.term()
+    if failed.exists():
+        print(f"tradebus up: the run failed: {failed.read_text().strip()}", file=sys.stderr)
+        return 1
+    summary = run_dir / "summary.txt"
+    if summary.exists():
+        print(summary.read_text(), end="")
+    print(f"run folder: {run_dir}")
+    for name in ("summary.json", "report.png", "report.html", "journal.tbj"):
+        if (run_dir / name).exists():
+            print(f"  {name:13} {run_dir / name}")
+    return 0
