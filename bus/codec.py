@@ -33,6 +33,7 @@ from schemas.bus import (
     Sequenced,
     SnapshotReply,
     SnapshotRequest,
+    StreamEnded,
     SyncRefused,
     TurnDone,
     TurnRequest,
@@ -142,14 +143,16 @@ class Channel(Generic[T]):
         return tuple(kind_of(cls) for cls in self.kinds)
 
 
-IngressMessage = Envelope | Heartbeat | TurnDone
+IngressMessage = Envelope | Heartbeat | TurnDone | StreamEnded
 IngressReplyMessage = IngressAck | IngressRefused
 PublicationMessage = Sequenced | Heartbeat | PeerStatus | TurnRequest
 SyncRequestMessage = SnapshotRequest | RangeRequest
 SyncReplyMessage = SnapshotReply | RangeReply | SyncRefused
 
 # Producers (feeds, gateways, strategy hosts, control) -> the sequencer's ingress ROUTER.
-INGRESS: Final[Channel[IngressMessage]] = Channel("ingress", (Envelope, Heartbeat, TurnDone), MAX_INGRESS_BYTES)
+INGRESS: Final[Channel[IngressMessage]] = Channel(
+    "ingress", (Envelope, Heartbeat, TurnDone, StreamEnded), MAX_INGRESS_BYTES
+)
 # The sequencer's ingress ROUTER -> the producer that sent the envelope.
 INGRESS_REPLY: Final[Channel[IngressReplyMessage]] = Channel(
     "ingress_reply", (IngressAck, IngressRefused), MAX_INGRESS_BYTES

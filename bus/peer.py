@@ -40,6 +40,7 @@ from schemas.bus import (
     RangeReply,
     Sequenced,
     SnapshotReply,
+    SnapshotRequest,
     SyncRefused,
     TurnDone,
     TurnRequest,
@@ -365,7 +366,12 @@ class Subscriber:
                 self._install(reply, out)
 
     def _install(self, reply: SnapshotReply, out: list[Sequenced]) -> None:
-        if self.follower.state is not FollowerState.AWAITING_SNAPSHOT:
+        outstanding = self.follower.outstanding
+        if (
+            self.follower.state is not FollowerState.AWAITING_SNAPSHOT
+            or not isinstance(outstanding, SnapshotRequest)
+            or reply.request_id != outstanding.request_id
+        ):
             self.follower.stats.stale_replies += 1  # a second answer; one snapshot was enough
             return
         self._on_snapshot(reply)

@@ -177,6 +177,11 @@ class StreamFollower:
         return len(self._buffer)
 
     @property
+    def next_request_id(self) -> int:
+        """The id the next request will carry (a successor follower starts from it)."""
+        return self._next_request_id
+
+    @property
     def outstanding(self) -> SnapshotRequest | RangeRequest | None:
         """The request in flight, if any."""
         return self._outstanding

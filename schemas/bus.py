@@ -8,7 +8,7 @@ files hold.
 
 Channels:
 
-- ingress (producers -> sequencer): `Envelope`, `Heartbeat`, `TurnDone`.
+- ingress (producers -> sequencer): `Envelope`, `Heartbeat`, `TurnDone`, `StreamEnded`.
 - ingress replies (sequencer -> that producer): `IngressAck`, `IngressRefused`.
 - publication (sequencer -> everyone): `Sequenced` (contiguous seq ids), `Heartbeat`,
   `PeerStatus`, `TurnRequest`.
@@ -42,6 +42,7 @@ __all__ = [
     "Sequenced",
     "SnapshotReply",
     "SnapshotRequest",
+    "StreamEnded",
     "SyncRefused",
     "TurnDone",
     "TurnRequest",
@@ -164,6 +165,22 @@ class TurnDone(Message, frozen=True):
     payload: bytes = b""
 
 
+class StreamEnded(Message, frozen=True):
+    """The producer `producer_id` has sent its last envelope: `last_producer_seq` (0: none at all).
+
+    A producer that pushes a finite stream (a file or synthetic feed in real time) sends it once,
+    right behind that envelope on the same connection, so it arrives after every envelope it
+    counts; it sends it again behind its window when it re-sends the window after a reconnect.
+    It needs no reply: the envelopes' own acknowledgements tell the producer when it is done.
+    The sequencer may note the producer as finished (a gap-free end, or a missing tail if
+    envelopes up to `last_producer_seq` never arrived). Lockstep backtests pull feeds instead
+    (`schemas.lockstep.FeedPull`), whose answers say when a stream ended.
+    """
+
+    producer_id: ProducerId
+    last_producer_seq: Annotated[int, Meta(ge=0, le=2**63 - 1)]
+
+
 BusMessage = (
     Heartbeat
     | PeerStatus
@@ -177,5 +194,6 @@ BusMessage = (
     | SyncRefused
     | TurnRequest
     | TurnDone
+    | StreamEnded
 )
 """Every transport message; the frame's kind part names which (see the module docstring)."""

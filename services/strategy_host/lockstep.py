@@ -177,7 +177,9 @@ class LockstepHost:
 
     def _handle(self, request: TurnRequest) -> TurnDone | None:
         turn = request.turn
-        if turn == 1 and self.last_turn != 0:
+        # Turn 1 starts a run. Reset if we answered turns of another run, or if our replica is
+        # ahead of the new run (this process started while an older run was being driven).
+        if turn == 1 and (self.last_turn != 0 or self.session.replica.seq_id > request.seq_id):
             self._reset()
         if turn == self.last_turn and self._last_answer is not None:
             return self._last_answer

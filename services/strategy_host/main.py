@@ -289,7 +289,9 @@ class StrategyHostProcess:
         if host.resync_requested:
             # A new run: re-follow the stream from a new snapshot (seq ids may have started over).
             host.resync_requested = False
-            sub.follower = StreamFollower()
+            # Request ids keep counting: a late reply to the old follower's request cannot be
+            # taken for the answer to the new one's (it would install the old run's state).
+            sub.follower = StreamFollower(first_request_id=sub.follower.next_request_id)
             _log.info("%s: the sequencer restarted the run; resyncing", self.peer)
         waiting = host.waiting_for
         if waiting is not None and waiting > sub.follower.known_seq_id:

@@ -45,6 +45,7 @@ from schemas.bus import (
     Sequenced,
     SnapshotReply,
     SnapshotRequest,
+    StreamEnded,
     SyncRefused,
     TurnDone,
     TurnRequest,
@@ -63,7 +64,12 @@ HB = Heartbeat(peer="sequencer-1", role=PeerRole.SEQUENCER, sent_ns=T0, last_seq
 
 # One message of every kind, per channel.
 SAMPLES: dict[str, list[Any]] = {
-    "ingress": [*ENVELOPES, HB, TurnDone(peer="strategy-s1", turn=3, envelopes=2, payload=b"\x01\x02")],
+    "ingress": [
+        *ENVELOPES,
+        HB,
+        TurnDone(peer="strategy-s1", turn=3, envelopes=2, payload=b"\x01\x02"),
+        StreamEnded(producer_id="file:BTC-USD", last_producer_seq=28_800),
+    ],
     "ingress_reply": [
         IngressAck(producer_id="feed", producer_seq=5, seq_id=42),
         IngressRefused(reason="malformed", detail="Expected `int`", producer_id="feed", producer_seq=6),
@@ -110,7 +116,7 @@ def test_kind_is_the_struct_tag_or_envelope() -> None:
 
 
 def test_channels_carry_what_the_protocol_says() -> None:
-    assert INGRESS.kind_names == (b"envelope", b"heartbeat", b"turn_done")
+    assert INGRESS.kind_names == (b"envelope", b"heartbeat", b"turn_done", b"stream_ended")
     assert INGRESS_REPLY.kind_names == (b"ingress_ack", b"ingress_refused")
     assert PUBLICATION.kind_names == (b"sequenced", b"heartbeat", b"peer_status", b"turn_request")
     assert SYNC_REQUEST.kind_names == (b"snapshot_request", b"range_request")
