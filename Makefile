@@ -6,15 +6,21 @@ STAMP  := $(VENV)/.installed-stamp
 
 COMPILED := .build/compiled
 
-.PHONY: run scenario test bench compiled lint schema clean
+.PHONY: run backtest scenario test bench compiled lint schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-# The bundled example strategy on the bundled data, in process (docs: README "First run").
+# The bundled example strategy on the bundled data, as the process group under supervisord: a feed
+# replays the data, the paper venue and the strategy host answer in lockstep; the summary and the
+# report are the in-process backtest's (docs: README "First run", docs/operations.md).
 run: $(STAMP)
+	$(VENV)/bin/tradebus up ops/profiles/default.toml --wait --down-after
+
+# The same run in one process, no sockets: the fast path.
+backtest: $(STAMP)
 	$(VENV)/bin/tradebus backtest examples/strategies/sma_cross.py --data examples/data/BTC-USD_1m.csv \
 		--resample 15m --fees 0.001 --run-dir runs/sma_cross
 
@@ -40,6 +46,7 @@ bench: $(STAMP) compiled
 	@# SMA crossover on 1M bars: tradebus (compiled and interpreted; native and Backtrader-style),
 	@# Backtrader (runonce and not), a plain loop: one run, so the ratios compare like with like
 	PYTHONPATH=$(COMPILED):. $(PY) -P -m tests.performance.bench_backtest --out .bench/backtest.json
+	$(PY) -m tests.performance.bench_bus --out .bench/bus.json
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'

@@ -49,3 +49,24 @@ def test_bus_backtest_journal_and_state_hash_equal_the_in_process_run(group, tmp
     # The same summary table as the in-process run prints.
     assert (run_dir / "summary.txt").read_text().strip() == expected.summary().strip()
     assert (run_dir / "report.png").stat().st_size > 10_000
+
+
+def test_up_wait_runs_the_group_under_supervisord_and_prints_the_summary(tmp_path: Path) -> None:
+    """What `make run` does: start the group, show progress, print the summary, stop the group."""
+    import subprocess
+    import sys
+
+    from tests.integration.group_support import REPO
+
+    profile_path = write_profile(tmp_path, rows=3_000)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "up", str(profile_path), "--wait", "--down-after"],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Total return" in done.stdout and "report.png" in done.stdout
+    assert "stopped" in done.stdout
+    profile = load_profile(profile_path)
+    assert not (profile.group.run_dir / "supervisord.pid").exists() or "not running" in subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "down", str(profile_path)], cwd=REPO, capture_output=True, text=True
+    ).stdout
