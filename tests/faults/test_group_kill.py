@@ -35,7 +35,9 @@ from tests.integration.group_support import (
 pytestmark = pytest.mark.slow
 
 
-def _kill_when_journal_reaches(profile, fraction_of: int, victim: subprocess.Popen[bytes], timeout_s: float = 60) -> None:  # type: ignore[no-untyped-def]
+def _kill_when_journal_reaches(
+    profile, fraction_of: int, victim: subprocess.Popen[bytes], timeout_s: float = 60
+) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while journal_size(profile) < fraction_of:
         assert time.monotonic() < deadline, "the run did not get far enough to be interrupted"
@@ -81,7 +83,9 @@ def test_supervisor_restarts_a_killed_sequencer_and_the_run_completes(tmp_path: 
     expected = reference(profile_path, tmp_path / "in_process")
     full_size = (tmp_path / "in_process/journal.tbj").stat().st_size
     tradebus = [sys.executable, "-m", "services.cli.main"]
-    up = subprocess.run([*tradebus, "up", str(profile_path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    up = subprocess.run(
+        [*tradebus, "up", str(profile_path)], check=False, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert up.returncode == 0, up.stderr
     conf = profile.group.run_dir / "supervisord.conf"
     ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(conf)]
@@ -90,13 +94,17 @@ def test_supervisor_restarts_a_killed_sequencer_and_the_run_completes(tmp_path: 
         while journal_size(profile) < full_size // 3:
             assert time.monotonic() < deadline, "the group did not get going under supervisord"
             time.sleep(0.01)
-        pid = int(subprocess.run([*ctl, "pid", PROGRAMS["sequencer"]], capture_output=True, text=True).stdout)
+        pid = int(
+            subprocess.run([*ctl, "pid", PROGRAMS["sequencer"]], check=False, capture_output=True, text=True).stdout
+        )
         os.kill(pid, signal.SIGKILL)
         run_dir = profile.group.run_dir
         wait_for(run_dir / "lockstep.done", 180, failed=run_dir / "lockstep.failed", logs=run_dir / "logs")
-        new_pid = int(subprocess.run([*ctl, "pid", PROGRAMS["sequencer"]], capture_output=True, text=True).stdout)
+        new_pid = int(
+            subprocess.run([*ctl, "pid", PROGRAMS["sequencer"]], check=False, capture_output=True, text=True).stdout
+        )
         assert new_pid != pid, "supervisord did not restart the sequencer"
         assert (run_dir / "journal.tbj").read_bytes() == (tmp_path / "in_process/journal.tbj").read_bytes()
         assert json.loads((run_dir / "summary.json").read_text())["config"]["state_hash"] == expected.state_hash
     finally:
-        subprocess.run([*tradebus, "down", str(profile_path)], cwd=REPO, capture_output=True, timeout=60)
+        subprocess.run([*tradebus, "down", str(profile_path)], check=False, cwd=REPO, capture_output=True, timeout=60)

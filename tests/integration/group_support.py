@@ -24,7 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "examples/data/BTC-USD_1m.csv"
 STRATEGY = REPO / "examples/strategies/sma_cross.py"
 ROLES = ("sequencer", "gateway SIM", "strategy sma", "feed btc")
-PROGRAMS = {"sequencer": "sequencer", "gateway SIM": "gateway-SIM", "strategy sma": "strategy-sma", "feed btc": "feed-btc"}
+PROGRAMS = {
+    "sequencer": "sequencer",
+    "gateway SIM": "gateway-SIM",
+    "strategy sma": "strategy-sma",
+    "feed btc": "feed-btc",
+}
 
 
 def write_profile(tmp_path: Path, *, rows: int = 28_800, resample: str = "15m") -> Path:
