@@ -67,10 +67,8 @@ def collect_status(profile: Any, listen_ms: int = LISTEN_MS) -> dict[str, Any]:
     sub = subscriber(ctx, profile.endpoints.publication)
     sync = sync_client(ctx, profile.endpoints.sync)
     publication = FrameCodec(PUBLICATION)
-    try:
-        sync.send_multipart(FrameCodec(SYNC_REQUEST).encode(SnapshotRequest(request_id=1)), zmq.NOBLOCK)
-    except zmq.Again:
-        pass
+    request = FrameCodec(SYNC_REQUEST).encode(SnapshotRequest(request_id=1))
+    requested = False
     replies = FrameCodec(SYNC_REPLY)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
@@ -78,7 +76,13 @@ def collect_status(profile: Any, listen_ms: int = LISTEN_MS) -> dict[str, Any]:
     deadline = time.monotonic() + listen_ms / 1000
     try:
         while (left := deadline - time.monotonic()) > 0:
-            ready = dict(poller.poll(int(left * 1000) + 1))
+            if not requested:  # the sync socket queues nothing until connected (IMMEDIATE): retry
+                try:
+                    sync.send_multipart(request, zmq.NOBLOCK)
+                    requested = True
+                except zmq.Again:
+                    pass
+            ready = dict(poller.poll(min(int(left * 1000) + 1, 50)))
             if sync in ready:
                 try:
                     reply = replies.decode(sync.recv_multipart())

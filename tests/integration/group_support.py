@@ -89,6 +89,7 @@ def start_processes(profile_path: Path, logs: Path) -> dict[str, subprocess.Pope
 
 def start_process(profile_path: Path, role: str, logs: Path) -> subprocess.Popen[bytes]:
     name = role.replace(" ", "_")
+    logs.mkdir(parents=True, exist_ok=True)
     with (logs / f"{name}.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "serve", *role.split(), "--profile", str(profile_path)],
