@@ -201,7 +201,10 @@ def render_supervisor_conf(
             f"directory = {_value(str(_CODE_ROOT))}",
             f"priority = {prog.priority}",
             "autostart = true",
-            "autorestart = true",
+            # Restarted when it dies (a signal, a non-zero exit), not when it finishes: a paper
+            # feed that sent all its data exits 0 and must not start over and send it again.
+            "autorestart = unexpected",
+            "exitcodes = 0",
             f"startsecs = {startsecs}",
             f"startretries = {startretries}",
             f"stopsignal = {STOPSIGNAL}",

@@ -247,11 +247,18 @@ class RemoteVenue:
 def pulled_feed(link: TurnLink, peer: str) -> Iterator[Envelope]:
     """One feed's merged stream, pulled PULL_BATCH envelopes at a time."""
     position = 1
+    last: dict[str, int] = {}  # producer id -> last producer_seq taken
     while True:
         link.collected.clear()
         done = link.call(peer, "feed", _encode(FeedPull(from_position=position, max_count=PULL_BATCH)))
         pulled = _feed_done.decode(done.payload)
-        envelopes = list(link.collected)
+        # A turn published twice (its answer was slow) is answered twice: the second copy of the
+        # envelopes arrives during a later pull. Each producer's counter only moves forward.
+        envelopes = []
+        for env in link.collected:
+            if env.producer_seq > last.get(env.producer_id, 0):
+                last[env.producer_id] = env.producer_seq
+                envelopes.append(env)
         link.collected.clear()
         if len(envelopes) != pulled.sent:
             raise BacktestError(f"{peer}: said it sent {pulled.sent} envelopes from position {position}, {len(envelopes)} arrived")

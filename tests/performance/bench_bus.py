@@ -2,13 +2,13 @@
 
     python -m tests.performance.bench_bus --out .bench/bus.json [--quick] [--transports ipc,tcp]
 
-For each transport (ipc, tcp), four cases; every process is a real OS process on this host:
+For each transport (ipc, tcp), five cases; every process is a real OS process on this host:
 
 - `throughput`: the sequencer (`python -m services.cli.main serve sequencer --profile P`, mode
   paper, journal fsync "interval") with one feed process pushing N market-data envelopes (Bar,
   BTC-USD, producer ``file:BTC-USD``) through `bus.peer.IngressClient` as fast as its unacked
   window allows, and one subscriber (this process) counting `Sequenced` records until it has seen
-  seq id N. Envelopes/s = N / (first send -> last record seen).
+  seq id N. Envelopes/s = N / (first send -> last record seen), best of `--repeats` runs (3).
 - `raw_throughput`: the same N frames of the same sizes through one relay process doing no
   decoding: DEALER -> ROUTER, then PUB -> SUB, with an ack back per frame (the sequencer acks every
   envelope too) and the same unacked window. Same socket factories (`bus.sockets`), so the only
@@ -20,8 +20,8 @@ For each transport (ipc, tcp), four cases; every process is a real OS process on
   a limit buy of 1 size unit at 1.00, far below the market, carrying the tick's event time; the
   probe follows the publication with `bus.peer.Subscriber` and stamps the `SubmitOrder` output
   when it arrives. Like a gateway would, the probe then answers with an `OrderRejectedReport`, so
-  the book holds a handful of open orders instead of thousands (the cash check walks every open
-  order; see the report). The first `warmup` ticks are dropped.
+  the book holds a handful of open orders instead of thousands (the cash check of a buy,
+  `risk.committed_buy_cash`, walks every open order). The first `warmup` ticks are dropped.
 - `raw_latency`: the same path over bare sockets, same message sizes and pacing: DEALER ->
   ROUTER relay -> PUB/SUB echo -> DEALER -> ROUTER relay -> PUB/SUB probe, no decoding anywhere.
 - `latency_strategy_host`: `latency` with the real strategy host (``tradebus serve strategy``)
@@ -551,7 +551,7 @@ def case_throughput(
             spies.append(_start_py_spy(group, feed.pid, py_spy_dir / f"feed-{transport}.txt"))
         feed.expect("ready", READY_TIMEOUT_S)  # envelopes built, connected: the clock starts at its first send
         counted = counter.count(n, timeout_s=max(60.0, n / 2_000), alive=sequencer.alive)
-        sent = feed.expect("result", ACK_WAIT_S + 20)
+        sent = _feed_result(feed, counted, sequencer)
         seq_cpu = sequencer.cpu_used()
         if spies:
             sequencer.stop()  # py-spy writes its profile when the target exits
@@ -574,8 +574,18 @@ def case_raw_throughput(transport: str, n: int) -> dict[str, Any]:
         feed = group.role("feed", "raw_feed_burst", ingress=endpoints["ingress"], n=n, sizes=sizes)
         feed.expect("ready", READY_TIMEOUT_S)
         counted = counter.count(n, timeout_s=max(60.0, n / 2_000), alive=relay.alive)
-        sent = feed.expect("result", ACK_WAIT_S + 20)
+        sent = _feed_result(feed, counted, relay)
         return _throughput_result(n, counted, sent, relay.cpu_used(), feed.cpu_used(), server="relay")
+
+
+def _feed_result(feed: Child, counted: dict[str, Any], server: Child) -> dict[str, Any]:
+    """The feed's report; if it has none, an error that says what the subscriber and server saw."""
+    try:
+        return feed.expect("result", ACK_WAIT_S + 20)
+    except (TimeoutError, RuntimeError) as exc:
+        state = "running" if server.alive() else f"exited ({server.proc.returncode})"
+        seen = {k: counted[k] for k in ("records_seen", "last_seq_id", "gaps", "complete")}
+        raise RuntimeError(f"{exc}; subscriber saw {seen}; {server.name} {state}{server._tail()}") from None
 
 
 def _throughput_result(

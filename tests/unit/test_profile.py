@@ -67,7 +67,7 @@ def test_default_profile_loads() -> None:
     (strategy,) = profile.strategies
     assert strategy.path.file == REPO / "examples/strategies/sma_cross.py"
     assert strategy.path.class_name == "SmaCross"
-    assert strategy.strategy_id == "sma_cross"
+    assert strategy.strategy_id == "main"  # tradebus backtest's default: make run and make backtest agree
     for _, endpoint in profile.endpoints.named():
         assert endpoint.startswith(f"ipc://{REPO / 'runs' / 'group'}/")
 

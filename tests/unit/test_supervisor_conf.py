@@ -71,11 +71,11 @@ def test_default_profile_conf_has_the_programs_and_commands() -> None:
     conf = _parse(render_supervisor_conf(profile, DEFAULT))
     run_dir = REPO / "runs" / "group"
     names = [s.removeprefix("program:") for s in conf.sections() if s.startswith("program:")]
-    assert names == ["sequencer", "gateway-sim", "strategy-sma_cross", "feed-btc"]
+    assert names == ["sequencer", "gateway-SIM", "strategy-sma_cross", "feed-btc"]
     serve = [sys.executable, "-m", "services.cli.main", "serve"]
     profile_args = ["--profile", str(DEFAULT)]
     assert shlex.split(conf["program:sequencer"]["command"]) == [*serve, "sequencer", *profile_args]
-    assert shlex.split(conf["program:gateway-sim"]["command"]) == [*serve, "gateway", "sim", *profile_args]
+    assert shlex.split(conf["program:gateway-SIM"]["command"]) == [*serve, "gateway", "SIM", *profile_args]
     assert shlex.split(conf["program:strategy-sma_cross"]["command"]) == [
         *serve,
         "strategy",
@@ -87,7 +87,7 @@ def test_default_profile_conf_has_the_programs_and_commands() -> None:
     assert priorities[0] < min(priorities[1:]), "the sequencer starts first"
     for name in names:
         section = conf[f"program:{name}"]
-        assert section["autorestart"] == "true"
+        assert section["autorestart"] == "unexpected" and section["exitcodes"] == "0"
         assert int(section["startretries"]) >= 1
         assert section["stdout_logfile"] == str(run_dir / "logs" / f"{name}.out.log")
         assert section["stderr_logfile"] == str(run_dir / "logs" / f"{name}.err.log")
