@@ -236,3 +236,78 @@ def test_tcp_peers_without_a_valid_key_get_nothing_in_and_strategies_only_send_f
         assert _state(ctx, profile.endpoints.sync, as_a).seq_id == 1
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("sequencer", [False], indirect=True)
+def test_a_paused_subscriber_past_its_hwm_resyncs_to_the_sequencers_state(sequencer: tuple[Path, Any]) -> None:
+    """E4 against the real sequencer: records dropped at a tiny HWM are fetched by range, and a
+    replica fed by the subscriber ends with the sequencer's state hash."""
+    from bus.peer import Subscriber
+    from services.deploy.run_config import core_config_for_profile
+    from services.sequencer.core import SequencerCore
+
+    _, profile = sequencer
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    replica = SequencerCore(core_config_for_profile(profile))
+    try:
+        sub = Subscriber(
+            ctx, profile.endpoints.publication, profile.endpoints.sync,
+            on_snapshot=lambda reply: replica.restore(reply.snapshot), rcvhwm_msgs=10,
+        )  # fmt: skip
+        feed = ctx.socket(zmq.DEALER)
+        feed.linger = 0
+        feed.connect(profile.endpoints.ingress)
+        deadline = time.monotonic() + 10
+        while not sub.ready:  # subscribed and synced before the flood
+            for record in sub.poll(50):
+                replica.apply(record.envelope)
+            assert time.monotonic() < deadline, "the subscriber never became ready"
+        n = 3_000
+        for i in range(1, n + 1):  # the subscriber does not read meanwhile: its HWM of 10 overflows
+            feed.send_multipart([b"envelope", _ENCODE(_bar_envelope(i))])
+        assert len(_replies(feed, n, timeout_s=30)) == n
+        deadline = time.monotonic() + 20
+        while replica.seq_id < n:
+            for record in sub.poll(50):
+                replica.apply(record.envelope)
+            assert time.monotonic() < deadline, f"replica stuck at seq {replica.seq_id} of {n}"
+        # Records beyond the snapshot came by range requests: the HWM really dropped some.
+        assert sub.follower.stats.requests > sub.follower.stats.snapshots, "the test must overflow the subscriber"
+        assert replica.state_hash() == _state(ctx, profile.endpoints.sync).state_hash
+        sub.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("sequencer", [False], indirect=True)
+def test_a_silent_peer_is_published_as_silent_within_three_heartbeats(sequencer: tuple[Path, Any]) -> None:
+    from bus.codec import PUBLICATION
+    from schemas.bus import Heartbeat, PeerRole, PeerStatus
+
+    _, profile = sequencer
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        sub = ctx.socket(zmq.SUB)
+        sub.linger = 0
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(profile.endpoints.publication)
+        peer = ctx.socket(zmq.DEALER)
+        peer.linger = 0
+        peer.connect(profile.endpoints.ingress)
+        codec = FrameCodec(PUBLICATION)
+        for _ in range(3):  # alive for a while, then silent
+            peer.send_multipart([b"heartbeat", _ENCODE(Heartbeat(peer="gw", role=PeerRole.GATEWAY, sent_ns=1))])
+            time.sleep(0.5)
+        silent_since = time.monotonic()
+        deadline = silent_since + 8
+        statuses: list[PeerStatus] = []
+        while not any(not s.alive for s in statuses):
+            assert time.monotonic() < deadline, f"no silent status published: {statuses}"
+            if sub.poll(100):
+                message = codec.decode(sub.recv_multipart())
+                if isinstance(message, PeerStatus) and message.peer == "gw":
+                    statuses.append(message)
+        # Three intervals of 1 s, checked once per heartbeat: published within four.
+        assert time.monotonic() - silent_since < 4.5
+    finally:
+        ctx.destroy(linger=0)
