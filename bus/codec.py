@@ -24,6 +24,8 @@ import msgspec
 from bus.limits import MAX_INGRESS_BYTES, MAX_MESSAGE_BYTES, MAX_SNAPSHOT_BYTES, MAX_SYNC_REQUEST_BYTES
 from schemas.base import Message, tag_of
 from schemas.bus import (
+    MAX_BATCH_ITEMS,
+    EnvelopeBatch,
     Heartbeat,
     IngressAck,
     IngressRefused,
@@ -31,6 +33,7 @@ from schemas.bus import (
     RangeReply,
     RangeRequest,
     Sequenced,
+    SequencedBatch,
     SnapshotReply,
     SnapshotRequest,
     StreamEnded,
@@ -43,11 +46,15 @@ from schemas.envelope import Envelope
 from schemas.types import MAX_TEXT_CHARS
 
 __all__ = [
+    "ENVELOPE_BATCH_KIND",
+    "ENVELOPE_BATCH_OVERHEAD_BYTES",
     "ENVELOPE_KIND",
     "INGRESS",
     "INGRESS_REPLY",
     "PUBLICATION",
     "REFUSAL_REASONS",
+    "SEQUENCED_BATCH_KIND",
+    "SEQUENCED_KIND",
     "SYNC_REPLY",
     "SYNC_REQUEST",
     "Channel",
@@ -60,10 +67,15 @@ __all__ = [
     "RefusalReason",
     "SyncReplyMessage",
     "SyncRequestMessage",
+    "encode_envelope_batch",
+    "encode_sequenced_batch",
     "kind_of",
 ]
 
 ENVELOPE_KIND: Final = b"envelope"
+ENVELOPE_BATCH_KIND: Final = b"envelope_batch"
+SEQUENCED_KIND: Final = b"sequenced"
+SEQUENCED_BATCH_KIND: Final = b"sequenced_batch"
 
 RefusalReason = Literal["parts", "unknown_kind", "malformed", "oversized"]
 # Stable codes: telemetry counts by them and IngressRefused carries them; never rename one.
@@ -143,15 +155,15 @@ class Channel(Generic[T]):
         return tuple(kind_of(cls) for cls in self.kinds)
 
 
-IngressMessage = Envelope | Heartbeat | TurnDone | StreamEnded
+IngressMessage = Envelope | EnvelopeBatch | Heartbeat | TurnDone | StreamEnded
 IngressReplyMessage = IngressAck | IngressRefused
-PublicationMessage = Sequenced | Heartbeat | PeerStatus | TurnRequest
+PublicationMessage = Sequenced | SequencedBatch | Heartbeat | PeerStatus | TurnRequest
 SyncRequestMessage = SnapshotRequest | RangeRequest
 SyncReplyMessage = SnapshotReply | RangeReply | SyncRefused
 
 # Producers (feeds, gateways, strategy hosts, control) -> the sequencer's ingress ROUTER.
 INGRESS: Final[Channel[IngressMessage]] = Channel(
-    "ingress", (Envelope, Heartbeat, TurnDone, StreamEnded), MAX_INGRESS_BYTES
+    "ingress", (Envelope, EnvelopeBatch, Heartbeat, TurnDone, StreamEnded), MAX_INGRESS_BYTES
 )
 # The sequencer's ingress ROUTER -> the producer that sent the envelope.
 INGRESS_REPLY: Final[Channel[IngressReplyMessage]] = Channel(
@@ -159,9 +171,10 @@ INGRESS_REPLY: Final[Channel[IngressReplyMessage]] = Channel(
 )
 # The sequencer's PUB -> every subscriber. Heartbeats travel here too, after the records they
 # count, so a subscriber that sees Heartbeat(last_seq_id=n) has been sent every record <= n.
+# Records go one per frame (`Sequenced`) or several (`SequencedBatch`): a subscriber reads both.
 PUBLICATION: Final[Channel[PublicationMessage]] = Channel(
     "publication",
-    (Sequenced, Heartbeat, PeerStatus, TurnRequest),
+    (Sequenced, SequencedBatch, Heartbeat, PeerStatus, TurnRequest),
     MAX_MESSAGE_BYTES,
 )
 # A follower's sync DEALER -> the sequencer's sync ROUTER.
@@ -174,6 +187,55 @@ SYNC_REPLY: Final[Channel[SyncReplyMessage]] = Channel(
     (SnapshotReply, RangeReply, SyncRefused),
     MAX_SNAPSHOT_BYTES,
 )
+
+
+class _EnvelopeBatchFrame(msgspec.Struct, tag_field="type", tag="envelope_batch"):
+    """`EnvelopeBatch` on the wire, built from envelopes already encoded (msgspec.Raw is copied
+    as is): a producer keeps each envelope's bytes for re-sending, so a batch costs a copy,
+    not a second encoding. Same bytes as encoding the `EnvelopeBatch` (a unit test holds it)."""
+
+    envelopes: list[msgspec.Raw]
+
+
+# What an EnvelopeBatch body adds to its envelopes' bodies: the map header, the `type` and
+# `envelopes` keys, the tag and the array header (at most 5 bytes); measured, not guessed.
+ENVELOPE_BATCH_OVERHEAD_BYTES: Final = len(msgspec.msgpack.encode(_EnvelopeBatchFrame(envelopes=[]))) + 4
+
+_batch_encoder = msgspec.msgpack.Encoder()
+
+
+class _SequencedBatchFrame(msgspec.Struct, tag_field="type", tag="sequenced_batch"):
+    """`SequencedBatch` on the wire from records already encoded (the publisher encodes each
+    record once, to size the batch). Same bytes as encoding the `SequencedBatch`."""
+
+    records: list[msgspec.Raw]
+
+
+def encode_sequenced_batch(bodies: Sequence[bytes]) -> list[bytes]:
+    """The frame parts of a `SequencedBatch` of records already encoded (msgpack of `Sequenced`
+    with contiguous, ascending seq ids: the caller's to keep), in order.
+
+    The caller keeps within the channel's limits (at most `MAX_BATCH_ITEMS` bodies, the whole
+    within `PUBLICATION.max_bytes`; both asserted).
+    """
+    assert 1 <= len(bodies) <= MAX_BATCH_ITEMS, len(bodies)
+    body = _batch_encoder.encode(_SequencedBatchFrame(records=[msgspec.Raw(b) for b in bodies]))
+    assert len(body) <= MAX_MESSAGE_BYTES, len(body)
+    return [SEQUENCED_BATCH_KIND, body]
+
+
+def encode_envelope_batch(bodies: Sequence[bytes]) -> list[bytes]:
+    """The frame parts of an `EnvelopeBatch` of envelopes already encoded (each a `body` from
+    ``FrameCodec(INGRESS).encode``), in order.
+
+    The caller keeps within the channel's limits: at most `MAX_BATCH_ITEMS` bodies whose sizes
+    plus `ENVELOPE_BATCH_OVERHEAD_BYTES` fit `INGRESS.max_bytes` (asserted: a bigger frame would
+    make the sequencer's socket drop our connection).
+    """
+    assert 1 <= len(bodies) <= MAX_BATCH_ITEMS, len(bodies)
+    body = _batch_encoder.encode(_EnvelopeBatchFrame(envelopes=[msgspec.Raw(b) for b in bodies]))
+    assert len(body) <= MAX_INGRESS_BYTES, len(body)
+    return [ENVELOPE_BATCH_KIND, body]
 
 
 def _shown(kind: bytes) -> str:

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_SYNC_REQUEST_BYTES",
     "MAX_TRACKED_PEERS",
     "POLL_BATCH_MSGS",
+    "PUBLICATION_BATCH_MAX_BYTES",
     "PUBLICATION_RCVHWM_MSGS",
     "PUBLICATION_SNDHWM_MSGS",
     "RANGE_REPLY_TARGET_BYTES",
@@ -66,11 +67,14 @@ _MIB: Final = 1024 * _KIB
 # refuses the same size with FrameError("oversized"), so our own processes learn at once instead
 # of seeing the peer disconnect and reconnect forever.
 
-# Into the sequencer: one envelope (worst case 2.7 KB) or a heartbeat / turn-done. Equal to the
-# journal's per-record limit: an envelope the journal could not hold must not cross the socket.
+# Into the sequencer: one envelope (worst case 2.7 KB), an `EnvelopeBatch` of them, or a
+# heartbeat / turn-done. Equal to the journal's per-record limit: an envelope the journal could
+# not hold must not cross the socket (inside a batch, each envelope is smaller than the frame).
 # This is the hostile-input boundary, so it is the tightest limit: a producer cannot make the
-# sequencer read megabytes to find out a frame is garbage. Also bounds the replies a producer
-# receives (acks and refusals, at most 1.6 KB).
+# sequencer read megabytes to find out a frame is garbage. Batches need no more: producers cut
+# them at this size, which holds 250-300 realistic envelopes (about 220 B each), enough to make
+# the per-frame cost negligible; a worst-case envelope simply travels in smaller batches. Also
+# bounds the replies a producer receives (acks and refusals, at most 1.6 KB).
 MAX_INGRESS_BYTES: Final = 64 * _KIB
 
 # Everything the sequencer publishes and every range reply: one `Sequenced`, or a chunk of up to
@@ -80,6 +84,13 @@ MAX_INGRESS_BYTES: Final = 64 * _KIB
 # at once) cannot be published: the sequencer's codec raises FrameError("oversized"), which the
 # sequencer must treat as fatal for that book (its subscribers could never receive the record).
 MAX_MESSAGE_BYTES: Final = 8 * _MIB
+
+# The sequencer stops adding records to a `SequencedBatch` before it would pass this size (and at
+# schemas.bus.MAX_BATCH_ITEMS records); a single larger record goes alone. 32 KiB is 60-150
+# realistic records, which amortises the per-frame cost of PUB and SUB; it is kept small because
+# the publication high-water marks count frames: PUBLICATION_SNDHWM_MSGS full batches must stay
+# a bounded amount of memory per subscriber.
+PUBLICATION_BATCH_MAX_BYTES: Final = 32 * _KIB
 
 # Range servers stop adding records to a reply chunk once it reaches this size (besides the
 # MAX_RANGE_ITEMS count), so a resync streams in chunks a subscriber can decode between polls
@@ -108,13 +119,15 @@ MAX_SUBSCRIPTION_BYTES: Final = 256
 # Sequencer's ingress ROUTER, receive side, per producer. At the mark libzmq stops reading that
 # producer's connection: TCP / IPC flow control pushes back into the producer (nothing is
 # dropped). 10,000 realistic envelopes are about 5 MB per producer, several batches of the
-# sequencer's drain loop; a producer further ahead than that should wait.
+# sequencer's drain loop; a producer further ahead than that should wait. The mark counts frames
+# (an EnvelopeBatch is one); a well-behaved producer has at most INGRESS_MAX_UNACKED envelopes in
+# flight however it frames them, and any producer at most this many frames of MAX_INGRESS_BYTES.
 INGRESS_RCVHWM_MSGS: Final = 10_000
 
 # Producer's DEALER, send side. At the mark a send raises zmq.Again (sockets never block, see
 # bus.sockets); the envelope stays in the producer's unacknowledged window, unsent, and goes out
-# on the next flush. Kept below INGRESS_MAX_UNACKED so the window, not libzmq, is the buffer a
-# producer can see and count.
+# on the next flush (several waiting envelopes go as one EnvelopeBatch). Kept below
+# INGRESS_MAX_UNACKED so the window, not libzmq, is the buffer a producer can see and count.
 INGRESS_SNDHWM_MSGS: Final = 1_000
 
 # Sequencer's ingress ROUTER, send side (acks and refusals to one producer). With
@@ -126,19 +139,22 @@ INGRESS_REPLY_SNDHWM_MSGS: Final = 10_000
 # How many envelopes a producer may have sent but not yet seen acknowledged. At the limit
 # `IngressClient.send` refuses with IngressBackpressure: the producer must poll for acks before
 # sending more (a feed may conflate meanwhile; intents and reports wait). 10,000 covers several
-# seconds of a busy feed while the sequencer journals.
+# seconds of a busy feed while the sequencer journals, and ten of the sequencer's loop batches
+# (acks are cumulative, one per producer per batch): enough to keep it busy at full rate.
 INGRESS_MAX_UNACKED: Final = 10_000
 
 # Sequencer's PUB, per subscriber. At the mark PUB drops for that subscriber only (ZeroMQ's PUB
 # never blocks): the subscriber sees a gap in seq ids and resyncs from the sync endpoint (E4).
-# 50,000 records (about 25 MB of realistic ones) is a few seconds of a busy stream; a subscriber
-# further behind than that is better served by a range resync than by the sequencer buffering
-# for it.
-PUBLICATION_SNDHWM_MSGS: Final = 50_000
+# The mark counts frames, and a frame is one record or a batch of up to
+# PUBLICATION_BATCH_MAX_BYTES: 10,000 frames are 10,000 records (about 5 MB) when the stream is
+# quiet (one record per loop turn), at most about 320 MiB when every frame is a full batch, which
+# is a few seconds of a stream at 150,000 records/s (~4 s of 500 B records). A subscriber further
+# behind than that is better served by a range resync than by the sequencer buffering for it.
+PUBLICATION_SNDHWM_MSGS: Final = 10_000
 
 # Subscriber's SUB. At the mark libzmq stops reading the connection and the publisher's queue for
 # this subscriber fills, then drops (as above). Same size as the publisher side.
-PUBLICATION_RCVHWM_MSGS: Final = 50_000
+PUBLICATION_RCVHWM_MSGS: Final = PUBLICATION_SNDHWM_MSGS
 
 # Sync ROUTER, send side, per client: replies queued for one client (range chunks of about
 # RANGE_REPLY_TARGET_BYTES, so up to about 100 MiB). At the mark a send raises zmq.Again
@@ -206,12 +222,13 @@ TCP_KEEPALIVE_CNT: Final = 3
 # --------------------------------------------------------------------------------------------
 # In-process buffers.
 
-# Live records a StreamFollower keeps while it waits for a snapshot or a range (same size as the
-# subscriber's HWM). At the limit the newest live records are dropped (counted) and fetched by
-# the range request instead: memory stays bounded, nothing is lost.
-FOLLOWER_MAX_BUFFERED: Final = PUBLICATION_RCVHWM_MSGS
+# Live records a StreamFollower keeps while it waits for a snapshot or a range (about 25 MB of
+# realistic records; a few seconds of a busy stream, a snapshot's round trip many times over).
+# At the limit the newest live records are dropped (counted) and fetched by the range request
+# instead: memory stays bounded, nothing is lost.
+FOLLOWER_MAX_BUFFERED: Final = 50_000
 
-# Most messages one `poll` call of a peer helper (bus.peer) takes from one socket. The rest stay
+# Most messages (frames) one `poll` call of a peer helper (bus.peer) takes from one socket. The rest stay
 # queued for the next call, so one busy socket cannot starve the caller's other work (sending
 # heartbeats, serving its own loop) and a call's latency stays bounded.
 POLL_BATCH_MSGS: Final = 1_000
@@ -227,4 +244,5 @@ MAX_TRACKED_PEERS: Final = 1_024
 CONFLATE_MAX_KEYS: Final = 10_000
 
 assert RANGE_REPLY_TARGET_BYTES < MAX_MESSAGE_BYTES
+assert PUBLICATION_BATCH_MAX_BYTES < MAX_MESSAGE_BYTES
 assert INGRESS_SNDHWM_MSGS < INGRESS_MAX_UNACKED

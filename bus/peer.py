@@ -6,32 +6,50 @@ RCVTIMEO = 0; every send and receive is non-blocking), so a service loop stays i
 
 `IngressClient` (producer side of ARCHITECTURE "Backpressure": envelopes are never dropped):
 every envelope sent stays in a bounded window, keyed by (producer_id, producer_seq), until the
-sequencer acknowledges it (`IngressAck`, sent once it is journaled) or refuses it. Envelopes the
-socket would not take yet (no connection, queue full) wait in order and go out on the next
-`poll`/`flush`. After a reconnect (the sequencer restarted: its heartbeat came back) the producer
-calls `resend_unacked`; the core drops repeats by producer_seq, so re-sending is always safe.
+sequencer acknowledges it or refuses it. Acknowledgements are cumulative (`IngressAck`, sent once
+journaled, covers every envelope of its producer up to its producer_seq), so the window also
+keeps, per producer, its producer_seqs in ascending order and forgets a prefix per ack. Envelopes
+the socket would not take yet (no connection, queue full), or handed over together
+(`send_batch`), wait in order and go out on the next `poll`/`flush`, side by side ones as one
+`EnvelopeBatch` frame. After a reconnect (the sequencer restarted: its heartbeat came back) the
+producer calls `resend_unacked`; the core drops repeats by producer_seq, so re-sending is always
+safe.
 
 `Subscriber`: a SUB socket, a sync DEALER and a `StreamFollower` (`bus.resync`), plus a
 `HeartbeatMonitor` for the sequencer. `poll` returns the records to apply, in seq order, each
-exactly once; snapshots go to a callback before the records that follow them. `ready` is False
-while the follower resyncs or the sequencer is silent.
+exactly once (a `SequencedBatch` is expanded into its records); snapshots go to a callback
+before the records that follow them. `ready` is False while the follower resyncs or the
+sequencer is silent.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import zmq
 
 from bus import limits
-from bus.codec import INGRESS, INGRESS_REPLY, PUBLICATION, SYNC_REPLY, SYNC_REQUEST, FrameCodec, FrameError
+from bus.codec import (
+    ENVELOPE_BATCH_OVERHEAD_BYTES,
+    ENVELOPE_KIND,
+    INGRESS,
+    INGRESS_REPLY,
+    PUBLICATION,
+    SYNC_REPLY,
+    SYNC_REQUEST,
+    FrameCodec,
+    FrameError,
+    encode_envelope_batch,
+)
 from bus.heartbeat import HeartbeatMonitor
 from bus.resync import FollowerState, StreamFollower
 from bus.sockets import Context, Counters, Security, Socket, ingress_client, subscriber, sync_client
 from schemas.bus import (
+    MAX_BATCH_ITEMS,
     Heartbeat,
     IngressAck,
     IngressRefused,
@@ -39,6 +57,7 @@ from schemas.bus import (
     PeerStatus,
     RangeReply,
     Sequenced,
+    SequencedBatch,
     SnapshotReply,
     SnapshotRequest,
     SyncRefused,
@@ -60,6 +79,10 @@ class IngressBackpressure(Exception):
 
 class IngressClient:
     """A producer's connection to the sequencer's ingress (DEALER).
+
+    Envelopes that wait together in the queue (`send_batch`, or a socket that could not take
+    them yet) go out as one `EnvelopeBatch` frame of up to `MAX_BATCH_ITEMS` envelopes and
+    `MAX_INGRESS_BYTES`; one envelope alone goes as a plain `envelope` frame, at once.
 
     Args:
         ctx: the ZeroMQ context.
@@ -84,10 +107,14 @@ class IngressClient:
         self.max_unacked = max_unacked
         self._out = FrameCodec(INGRESS)
         self._in = FrameCodec(INGRESS_REPLY)
-        self._unacked: dict[_Key, list[bytes]] = {}  # insertion order = first-send order
-        # Frames not yet written to the socket, in order: (key, frames) for envelopes (skipped if
-        # acked meanwhile), (None, frames) for a TurnDone, which must follow its turn's envelopes.
-        self._queue: deque[tuple[_Key | None, list[bytes]]] = deque()
+        # Envelope bodies (encoded once) by key; insertion order = first-send order.
+        self._unacked: dict[_Key, bytes] = {}
+        # Per producer, the producer_seqs in the window, ascending: a cumulative ack forgets a
+        # prefix of it (see `IngressAck`). A refused entry lingers until an ack passes it.
+        self._window: dict[str, deque[int]] = {}
+        # Not yet written to the socket, in order: the key of an envelope (skipped if acked
+        # meanwhile), or the frames of a TurnDone, which must follow its turn's envelopes.
+        self._queue: deque[_Key | list[bytes]] = deque()
 
     @property
     def unacked(self) -> int:
@@ -96,7 +123,7 @@ class IngressClient:
 
     @property
     def unsent(self) -> int:
-        """Messages waiting for the socket to take them."""
+        """Messages waiting for the socket to take them (an envelope counts one)."""
         return len(self._queue)
 
     def send(self, envelope: Envelope) -> bool:
@@ -111,17 +138,51 @@ class IngressClient:
             FrameError: ``oversized``: the envelope is larger than ingress accepts (not queued).
         """
         key = (envelope.producer_id, envelope.producer_seq)
-        if key not in self._unacked and len(self._unacked) >= self.max_unacked:
-            raise IngressBackpressure(f"{len(self._unacked)} envelopes unacknowledged (limit {self.max_unacked})")
-        frames = self._out.encode(envelope)
-        self._unacked[key] = frames
-        self._queue.append((key, frames))
+        unacked = self._unacked
+        new = key not in unacked
+        if new and len(unacked) >= self.max_unacked:
+            raise IngressBackpressure(f"{len(unacked)} envelopes unacknowledged (limit {self.max_unacked})")
+        body = self._out.encode(envelope)[1]
+        if new:
+            self._track(key)
+        unacked[key] = body
+        self._queue.append(key)
         self.flush()
         return not self._queue  # FIFO: if anything still waits, this envelope (the last) does
 
+    def send_batch(self, envelopes: Sequence[Envelope]) -> bool:
+        """Send several envelopes, in order, in as few frames as the limits allow.
+
+        Each stays in the window until acknowledged, as with `send`.
+
+        Returns:
+            True if all were written to the socket now; False if some wait (see `send`).
+
+        Raises:
+            IngressBackpressure: the window has no room for all of them (nothing was queued).
+            FrameError: ``oversized``: one envelope is larger than ingress accepts (nothing was
+                queued).
+        """
+        unacked = self._unacked
+        encode = self._out.encode
+        keyed = [((env.producer_id, env.producer_seq), encode(env)[1]) for env in envelopes]
+        new = len({key for key, _ in keyed if key not in unacked})
+        if len(unacked) + new > self.max_unacked:
+            raise IngressBackpressure(
+                f"{len(unacked)} envelopes unacknowledged, {new} more would pass the limit {self.max_unacked}"
+            )
+        queue = self._queue
+        for key, body in keyed:
+            if key not in unacked:
+                self._track(key)
+            unacked[key] = body
+            queue.append(key)
+        self.flush()
+        return not queue
+
     def send_turn_done(self, message: TurnDone) -> bool:
         """Queue a TurnDone behind every envelope already queued (lockstep order). Never dropped."""
-        self._queue.append((None, self._out.encode(message)))
+        self._queue.append(self._out.encode(message))
         self.flush()
         return not self._queue
 
@@ -138,18 +199,46 @@ class IngressClient:
         return self._write(self._out.encode(heartbeat), drop_cause="heartbeat")
 
     def flush(self) -> int:
-        """Write waiting messages until the socket refuses one. Returns how many were written."""
+        """Write waiting messages until the socket refuses one; envelopes waiting side by side
+        go as one `EnvelopeBatch` frame (within the ingress limits).
+
+        Returns:
+            How many queued messages were written (an envelope counts one, batched or not).
+        """
         written = 0
         queue = self._queue
+        unacked = self._unacked
+        max_bytes = INGRESS.max_bytes
         while queue:
-            key, frames = queue[0]
-            if key is not None and key not in self._unacked:
-                queue.popleft()  # acknowledged (an earlier copy arrived) before it went out again
+            head = queue[0]
+            if type(head) is list:  # a TurnDone's frames
+                if not self._write(head, drop_cause=None):
+                    break
+                queue.popleft()
+                written += 1
                 continue
-            if not self._write(frames, drop_cause=None):
-                break
-            queue.popleft()
-            written += 1
+            # A run of envelopes: as many as one frame may hold.
+            bodies: list[bytes] = []
+            size = ENVELOPE_BATCH_OVERHEAD_BYTES
+            taken = 0
+            for entry in queue:
+                if type(entry) is list:
+                    break
+                body = unacked.get(entry)  # type: ignore[arg-type]
+                if body is not None:
+                    if bodies and (len(bodies) >= MAX_BATCH_ITEMS or size + len(body) > max_bytes):
+                        break
+                    bodies.append(body)
+                    size += len(body)
+                # else: acknowledged (an earlier copy arrived) before it went out again
+                taken += 1
+            if bodies:
+                frames = [ENVELOPE_KIND, bodies[0]] if len(bodies) == 1 else encode_envelope_batch(bodies)
+                if not self._write(frames, drop_cause=None):
+                    break
+            for _ in range(taken):
+                queue.popleft()
+            written += len(bodies)
         return written
 
     def resend_unacked(self) -> int:
@@ -160,8 +249,8 @@ class IngressClient:
         Returns:
             How many envelopes were queued again.
         """
-        waiting = {key for key, _ in self._queue if key is not None}
-        again = [(key, frames) for key, frames in self._unacked.items() if key not in waiting]
+        waiting = {entry for entry in self._queue if type(entry) is tuple}
+        again = [key for key in self._unacked if key not in waiting]
         self._queue.extendleft(reversed(again))  # they precede anything still waiting
         self.flush()
         return len(again)
@@ -189,14 +278,50 @@ class IngressClient:
                 self.counters.refuse(exc.reason)
                 continue
             self.counters.frames_in += 1
-            if reply.producer_id:  # an IngressRefused of a frame it could not read names nobody
-                self._unacked.pop((reply.producer_id, reply.producer_seq), None)
+            if type(reply) is IngressAck:
+                self._forget_through(reply.producer_id, reply.producer_seq)
+            elif reply.producer_id:  # an IngressRefused of a frame it could not read names nobody
+                self._forget(reply.producer_id, reply.producer_seq)
             replies.append(reply)
         return replies
 
     def close(self) -> None:
         """Close the socket at once (linger 0). Poll until `unacked` is 0 first to be sure."""
         self.socket.close(linger=0)
+
+    def _track(self, key: _Key) -> None:
+        """Note a new window entry in its producer's ascending list."""
+        producer_id, producer_seq = key
+        seqs = self._window.get(producer_id)
+        if seqs is None:
+            self._window[producer_id] = deque((producer_seq,))
+        elif not seqs or producer_seq > seqs[-1]:
+            seqs.append(producer_seq)  # the usual case: a producer counts up
+        else:
+            bisect.insort(seqs, producer_seq)
+
+    def _forget_through(self, producer_id: str, producer_seq: int) -> None:
+        """A cumulative ack: drop every envelope of `producer_id` up to `producer_seq`."""
+        seqs = self._window.get(producer_id)
+        if seqs is None:
+            return
+        unacked = self._unacked
+        while seqs and seqs[0] <= producer_seq:
+            unacked.pop((producer_id, seqs.popleft()), None)
+        if not seqs:
+            del self._window[producer_id]
+
+    def _forget(self, producer_id: str, producer_seq: int) -> None:
+        """A refusal: drop that one envelope (its place in the window list goes when passed)."""
+        if self._unacked.pop((producer_id, producer_seq), None) is None:
+            return
+        seqs = self._window.get(producer_id)
+        if seqs is None:
+            return
+        while seqs and (producer_id, seqs[0]) not in self._unacked:
+            seqs.popleft()
+        if not seqs:
+            del self._window[producer_id]
 
     def _write(self, frames: list[bytes], *, drop_cause: str | None) -> bool:
         try:
@@ -378,8 +503,12 @@ class Subscriber:
         out.extend(self.follower.on_snapshot(reply.seq_id))
 
     def _drain_publication(self, out: list[Sequenced], now: int) -> None:
+        """Up to POLL_BATCH_MSGS messages, a `SequencedBatch` counting its records (one frame is
+        never split, so a call may take a batch's records more): a call's work stays bounded."""
         follower = self.follower
-        for _ in range(limits.POLL_BATCH_MSGS):
+        taken = 0
+        while taken < limits.POLL_BATCH_MSGS:
+            taken += 1
             try:
                 frames = self.sub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -390,6 +519,12 @@ class Subscriber:
                 self.counters.refuse(exc.reason)
                 continue
             self.counters.frames_in += 1
+            if isinstance(message, SequencedBatch):  # records in order, each as if published alone
+                taken += len(message.records) - 1
+                if self._sequencer is not None:
+                    self.monitor.seen(self._sequencer, PeerRole.SEQUENCER, now)
+                out.extend(follower.on_records(message.records))
+                continue
             if isinstance(message, Sequenced):
                 if self._sequencer is not None:
                     self.monitor.seen(self._sequencer, PeerRole.SEQUENCER, now)

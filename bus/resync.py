@@ -1,7 +1,7 @@
 """Following the sequencer's published stream without loss: the ZeroMQ guide's Clone pattern.
 
-Theory of operation. The sequencer publishes one `Sequenced` per seq id, in order, on a PUB
-socket, which may drop records for a slow subscriber (its high-water mark) and misses everything
+Theory of operation. The sequencer publishes one `Sequenced` per seq id, in order (alone, or
+several in one `SequencedBatch` frame: `on_records`), on a PUB socket, which may drop records for a slow subscriber (its high-water mark) and misses everything
 sent before a subscriber's connection is up. A follower therefore:
 
 1. subscribes first, then asks the sync endpoint for a snapshot, buffering live records meanwhile
@@ -36,7 +36,7 @@ are immutable, but only the answer to the current request completes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -200,6 +200,36 @@ class StreamFollower:
         out: list[Sequenced] = []
         self._accept(record, out)
         self._settle_state()
+        return out
+
+    def on_records(self, records: Sequence[Sequenced]) -> list[Sequenced]:
+        """Live records from one publication frame (a `SequencedBatch`), in order: the same as
+        `on_record` for each, with a fast path for the usual case (LIVE, and the batch starts
+        right after the last applied record; its seq ids are contiguous, which the batch's
+        decoder checked).
+
+        Returns:
+            The records to apply now, in seq order.
+        """
+        if not records:
+            return []
+        last = records[-1].seq_id
+        if (
+            self._state is FollowerState.LIVE
+            and records[0].seq_id == self._applied + 1
+            and last - records[0].seq_id == len(records) - 1
+        ):
+            # LIVE means nothing is buffered or known beyond what was applied.
+            self._applied = last
+            if last > self._known:
+                self._known = last
+            if last > self._pub_high:
+                self._pub_high = last
+            self.stats.applied += len(records)
+            return list(records)
+        out: list[Sequenced] = []
+        for record in records:
+            out.extend(self.on_record(record))
         return out
 
     def on_heartbeat(self, last_seq_id: int) -> None:

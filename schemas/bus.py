@@ -8,10 +8,11 @@ files hold.
 
 Channels:
 
-- ingress (producers -> sequencer): `Envelope`, `Heartbeat`, `TurnDone`, `StreamEnded`.
-- ingress replies (sequencer -> that producer): `IngressAck`, `IngressRefused`.
-- publication (sequencer -> everyone): `Sequenced` (contiguous seq ids), `Heartbeat`,
-  `PeerStatus`, `TurnRequest`.
+- ingress (producers -> sequencer): `Envelope`, `EnvelopeBatch`, `Heartbeat`, `TurnDone`,
+  `StreamEnded`.
+- ingress replies (sequencer -> that producer): `IngressAck` (cumulative), `IngressRefused`.
+- publication (sequencer -> everyone): `Sequenced` or `SequencedBatch` (contiguous seq ids),
+  `Heartbeat`, `PeerStatus`, `TurnRequest`.
 - sync (request/reply): `SnapshotRequest` -> `SnapshotReply`; `RangeRequest` -> `RangeReply`
   chunks until one has `complete`; either may be answered by `SyncRefused`.
 """
@@ -30,8 +31,10 @@ from schemas.state import CoreSnapshot
 from schemas.types import Id, ProducerId, SeqId, Text, TimeNs
 
 __all__ = [
+    "MAX_BATCH_ITEMS",
     "MAX_RANGE_ITEMS",
     "BusMessage",
+    "EnvelopeBatch",
     "Heartbeat",
     "IngressAck",
     "IngressRefused",
@@ -40,6 +43,7 @@ __all__ = [
     "RangeReply",
     "RangeRequest",
     "Sequenced",
+    "SequencedBatch",
     "SnapshotReply",
     "SnapshotRequest",
     "StreamEnded",
@@ -51,6 +55,12 @@ __all__ = [
 # One range reply carries at most this many records: a resync of a long gap streams in chunks
 # of bounded size instead of one frame that could exceed the socket's max message size.
 MAX_RANGE_ITEMS: Final = 1000
+
+# One `EnvelopeBatch` or `SequencedBatch` holds at most this many items: a bound a receiver can
+# rely on whatever the byte size (the frame's byte limit, per channel in bus.limits, applies
+# too). 1,000 is the sequencer's loop batch (services.sequencer.service.MAX_BATCH_ENVELOPES):
+# beyond it batching saves nothing more, as per-frame costs are already amortised.
+MAX_BATCH_ITEMS: Final = 1000
 
 
 class PeerRole(StrEnum):
@@ -82,10 +92,18 @@ class PeerStatus(Message, frozen=True):
 
 
 class IngressAck(Message, frozen=True):
-    """The envelope (`producer_id`, `producer_seq`) is journaled: the producer may forget it.
+    """Cumulative: every envelope of `producer_id` with a producer_seq <= `producer_seq` is done,
+    and the producer may forget all of them.
 
-    `seq_id` is the seq id it was given; a repeat the core dropped is acknowledged too (with the
-    seq id of the drop record) so the producer stops re-sending it.
+    Done means journaled, or never to be: the core keeps one high-water mark per producer and
+    drops (journaling a drop record) any envelope at or below it, so once the envelope
+    (`producer_id`, `producer_seq`) is journaled, re-sending a lower one could only be dropped.
+    The sequencer sends one ack per producer (and connection) per loop batch, for the highest
+    producer_seq of that producer it journaled in the batch, after writing the journal and
+    publishing the records. `seq_id` is the seq id that envelope was given; a repeat the core
+    dropped is acknowledged too (with the seq id of the drop record) so the producer stops
+    re-sending it. A lockstep sequencer acknowledges pulled envelopes on receipt, `seq_id` 0
+    (a lost one is pulled again, not re-sent from the window).
     """
 
     producer_id: ProducerId
@@ -108,6 +126,37 @@ class Sequenced(Message, frozen=True):
     seq_id: SeqId
     envelope: Envelope
     outputs: list[Output]
+
+
+class EnvelopeBatch(Message, frozen=True):
+    """Several envelopes in one ingress frame, in the order the producer sent them.
+
+    Exactly as if each had been sent alone in that order (each is acknowledged or refused on its
+    own terms); it only saves per-frame costs. The frame as a whole is bounded by the ingress
+    frame limit (bus.limits.MAX_INGRESS_BYTES), so a producer cuts its batches by bytes as well
+    as by count; a frame that does not decode is refused whole (no envelope of it enters).
+    """
+
+    envelopes: Annotated[list[Envelope], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+class SequencedBatch(Message, frozen=True):
+    """Consecutive records in one publication frame: seq ids contiguous and ascending.
+
+    Equivalent to publishing each record alone, in order (a subscriber expands it); the
+    sequencer sends one per loop batch when the batch sequenced more than one envelope. Range
+    replies and the sync endpoint stay per record (`RangeReply.items`).
+    """
+
+    records: Annotated[list[Sequenced], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+    def __post_init__(self) -> None:
+        records = self.records
+        first = records[0].seq_id
+        if records[-1].seq_id - first != len(records) - 1 or any(
+            r.seq_id != first + i for i, r in enumerate(records)
+        ):
+            raise ValueError(f"records are not contiguous seq ids from {first}")
 
 
 class SnapshotRequest(Message, frozen=True):
@@ -186,7 +235,9 @@ BusMessage = (
     | PeerStatus
     | IngressAck
     | IngressRefused
+    | EnvelopeBatch
     | Sequenced
+    | SequencedBatch
     | SnapshotRequest
     | SnapshotReply
     | RangeRequest

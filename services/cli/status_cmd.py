@@ -18,7 +18,7 @@ import zmq
 
 from bus.codec import PUBLICATION, SYNC_REPLY, SYNC_REQUEST, FrameCodec, FrameError
 from bus.sockets import subscriber, sync_client
-from schemas.bus import Heartbeat, PeerStatus, Sequenced, SnapshotReply, SnapshotRequest
+from schemas.bus import Heartbeat, PeerStatus, Sequenced, SequencedBatch, SnapshotReply, SnapshotRequest
 
 __all__ = ["collect_status", "register", "render_status"]
 
@@ -102,6 +102,8 @@ def collect_status(profile: Any, listen_ms: int = LISTEN_MS) -> dict[str, Any]:
                     status["peers"][message.peer] = message
                 elif isinstance(message, Sequenced):
                     status["seq_id"] = max(status.get("seq_id", 0), message.seq_id)
+                elif isinstance(message, SequencedBatch):  # contiguous: the last is the highest
+                    status["seq_id"] = max(status.get("seq_id", 0), message.records[-1].seq_id)
     finally:
         sub.close(linger=0)
         sync.close(linger=0)

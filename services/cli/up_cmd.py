@@ -195,7 +195,7 @@ def _wait_for_run(profile: Any) -> int:
 
     from bus.codec import PUBLICATION, FrameCodec, FrameError
     from bus.sockets import subscriber
-    from schemas.bus import Heartbeat, Sequenced
+    from schemas.bus import Heartbeat, Sequenced, SequencedBatch
 
     run_dir = profile.group.run_dir
     done, failed = run_dir / "lockstep.done", run_dir / "lockstep.failed"
@@ -214,9 +214,12 @@ def _wait_for_run(profile: Any) -> int:
                         break
                     except FrameError:
                         continue
-                    seq = message.seq_id if isinstance(message, Sequenced) else (
-                        message.last_seq_id if isinstance(message, Heartbeat) else 0
-                    )
+                    if isinstance(message, Sequenced):
+                        seq = message.seq_id
+                    elif isinstance(message, SequencedBatch):  # contiguous: the last is the highest
+                        seq = message.records[-1].seq_id
+                    else:
+                        seq = message.last_seq_id if isinstance(message, Heartbeat) else 0
                     if seq > seen:
                         bar.update(seq - seen)
                         seen = seq

@@ -8,7 +8,8 @@ One synchronous loop, poll-driven (nothing blocks longer than `max_poll_ms`):
    (`bus.heartbeat.HeartbeatSchedule`). One the socket does not take (not connected yet, or
    envelopes waiting in front of it) is dropped and tried again 100 ms later.
 2. Send. Envelopes go out in stream order while they are due (`services.feeds.pacing`) and the
-   unacknowledged window has room. The window (`IngressClient.max_unacked`) is the flow
+   unacknowledged window has room; those due together go as one `IngressClient.send_batch`
+   (`EnvelopeBatch` frames), a lone one as a plain envelope. The window (`IngressClient.max_unacked`) is the flow
    control: the sequencer acknowledges an envelope once it is journaled; at the limit the loop
    polls for acknowledgements and waits. Nothing is ever dropped.
 3. End of stream. After the last envelope, one `StreamEnded(producer_id, last_producer_seq)` per
@@ -42,7 +43,7 @@ import zmq
 from bus import limits
 from bus.codec import INGRESS, FrameCodec
 from bus.heartbeat import HeartbeatSchedule
-from bus.peer import IngressBackpressure, IngressClient
+from bus.peer import IngressClient
 from schemas.bus import Heartbeat, IngressAck, IngressRefused, PeerRole, StreamEnded
 from schemas.envelope import Envelope
 from services.feeds.connection import ReconnectWatch
@@ -244,13 +245,27 @@ class FeedPump:
         return None
 
     def _send_due(self, now: int) -> int | None:
-        """Offer due envelopes to the client while the window has room.
+        """Offer due envelopes to the client while the window has room: all that are due at
+        once go in one `IngressClient.send_batch` (few frames), a lone one with `send`.
 
         Returns:
             Milliseconds until the next envelope is due (0: more could go now), or None when
             waiting is not about time (window full, or nothing left).
         """
+        due: list[Envelope] = []
+        wait = self._collect_due(now, due)
+        if len(due) == 1:
+            self.client.send(due[0])
+        elif due:
+            self.client.send_batch(due)
+        self.stats.offered += len(due)
+        return wait
+
+    def _collect_due(self, now: int, due: list[Envelope]) -> int | None:
+        """Move due envelopes from the stream to `due` (at most `send_batch`, and only as many
+        as the window has room for); returns what `_send_due` returns."""
         client = self.client
+        room = client.max_unacked - client.unacked
         for _ in range(self._send_batch):
             env = self._take()
             if env is None:
@@ -260,17 +275,13 @@ class FeedPump:
                 # Paced: the schedule starts when the sequencer can take the first envelope (the
                 # DEALER is writable only once connected), or a slow connect would burst the start.
                 return _CONNECT_CHECK_MS
-            due = pacer.due_ns(env.event_time_ns, now)
-            if due > now:
-                return -(-(due - now) // _NS_PER_MS)
-            if client.unacked >= client.max_unacked:
+            due_ns = pacer.due_ns(env.event_time_ns, now)
+            if due_ns > now:
+                return -(-(due_ns - now) // _NS_PER_MS)
+            if len(due) >= room:
                 return None
-            try:
-                client.send(env)
-            except IngressBackpressure:  # the window filled meanwhile (cannot, single thread)
-                return None
+            due.append(env)
             self._next = None
-            self.stats.offered += 1
         return 0
 
     def _heartbeat(self, now: int) -> None:

@@ -51,7 +51,7 @@ from bus.heartbeat import HeartbeatSchedule
 from bus.peer import IngressBackpressure, IngressClient, Subscriber
 from bus.security import CurveClient, SecurityError, public_key_path, secret_key_path, security_for
 from bus.sockets import Context, Security, Socket, subscriber
-from schemas.bus import Heartbeat, IngressRefused, PeerRole, SnapshotReply, TurnRequest
+from schemas.bus import Heartbeat, IngressAck, IngressRefused, PeerRole, SnapshotReply, TurnRequest
 from schemas.envelope import Envelope
 from services.deploy.profile import Profile, ProfileError, load_profile
 from services.deploy.run_config import core_config_for_profile
@@ -312,7 +312,12 @@ class GatewayService:
         replies = ingress.poll(0)
         inflight = self._inflight
         for reply in replies:
-            if reply.producer_id == self._producer_id:
+            if reply.producer_id != self._producer_id:
+                continue
+            if isinstance(reply, IngressAck):  # cumulative: every report up to producer_seq
+                for producer_seq in [seq for seq in inflight if seq <= reply.producer_seq]:
+                    del inflight[producer_seq]
+            else:
                 inflight.pop(reply.producer_seq, None)
         if ingress.unacked == 0:
             inflight.clear()

@@ -179,92 +179,96 @@ class IngressPolicy:
             identity: the authenticated peer name, or None when the transport has no security.
             envelope: the decoded envelope as received.
         """
+        # The hot path (every envelope into the sequencer) only compares; names for the detail
+        # (the payload's tag, who sent it) are built when refusing.
         payload = envelope.payload
-        payload_tag = _tag(payload)
-        who = "unauthenticated peer" if identity is None else f"identity {identity!r}"
         expected = PAYLOAD_SOURCE[type(payload)]
         if envelope.source is not expected:
             return Refusal(
                 AuthzReason.SOURCE_MISMATCH,
-                f"{who}: source {envelope.source.value!r} cannot carry payload {payload_tag!r} "
+                f"{_who(identity)}: source {envelope.source.value!r} cannot carry payload {_tag(payload)!r} "
                 f"(only {expected.value!r} can)",
             )
         if identity is None:
             if self.require_identity:
                 return Refusal(
                     AuthzReason.IDENTITY_REQUIRED,
-                    f"{who}: producer_id {envelope.producer_id!r} sent payload {payload_tag!r} without an "
-                    "authenticated identity (User-Id) on a secured ingress",
+                    f"{_who(identity)}: producer_id {envelope.producer_id!r} sent payload {_tag(payload)!r} "
+                    "without an authenticated identity (User-Id) on a secured ingress",
                 )
             return None
         grant = self._grants.get(identity)
         if grant is None:
             return Refusal(
                 AuthzReason.UNKNOWN_IDENTITY,
-                f"{who} has no ingress grant (producer_id {envelope.producer_id!r}, payload {payload_tag!r})",
+                f"{_who(identity)} has no ingress grant (producer_id {envelope.producer_id!r}, payload {_tag(payload)!r})",
             )
         allowed = ROLE_SOURCES[grant.role]
         if envelope.source not in allowed:
             return Refusal(
                 AuthzReason.SOURCE_NOT_ALLOWED,
-                f"{who} ({grant.role.value}) may not send source {envelope.source.value!r} "
-                f"(payload {payload_tag!r}); it may send {sorted(s.value for s in allowed)}",
+                f"{_who(identity)} ({grant.role.value}) may not send source {envelope.source.value!r} "
+                f"(payload {_tag(payload)!r}); it may send {sorted(s.value for s in allowed)}",
             )
         if grant.role is PeerRole.STRATEGY:
-            return _check_strategy(who, grant, envelope)
+            return _check_strategy(identity, grant, envelope)
         if grant.role is PeerRole.GATEWAY:
-            return _check_gateway(who, grant, envelope)
+            return _check_gateway(identity, grant, envelope)
         if grant.role is PeerRole.FEED:
-            return _check_feed(who, grant, envelope)
+            return _check_feed(identity, grant, envelope)
         assert grant.role is PeerRole.CONTROL, f"no ingress rule for role {grant.role}"
-        return _check_producer(who, envelope, {f"{CONTROL_PRODUCER_PREFIX}{name}" for name in grant.ids})
+        return _check_producer(identity, envelope, {f"{CONTROL_PRODUCER_PREFIX}{name}" for name in grant.ids})
 
 
-def _check_strategy(who: str, grant: PeerGrant, envelope: Envelope) -> Refusal | None:
+def _check_strategy(identity: str, grant: PeerGrant, envelope: Envelope) -> Refusal | None:
     payload = envelope.payload
     assert isinstance(payload, _Intent), f"STRATEGY source with payload {type(payload).__name__}"
     if payload.strategy_id not in grant.ids:
         return Refusal(
             AuthzReason.NOT_OWNER,
-            f"{who}: strategy_id {payload.strategy_id!r} of {_tag(payload)!r} is not one of its strategies "
+            f"{_who(identity)}: strategy_id {payload.strategy_id!r} of {_tag(payload)!r} is not one of its strategies "
             f"{sorted(grant.ids)}",
         )
-    return _check_producer(who, envelope, {f"{STRATEGY_PRODUCER_PREFIX}{payload.strategy_id}"})
+    return _check_producer(identity, envelope, {f"{STRATEGY_PRODUCER_PREFIX}{payload.strategy_id}"})
 
 
-def _check_gateway(who: str, grant: PeerGrant, envelope: Envelope) -> Refusal | None:
+def _check_gateway(identity: str, grant: PeerGrant, envelope: Envelope) -> Refusal | None:
     if envelope.venue not in grant.ids:
         return Refusal(
             AuthzReason.NOT_OWNER,
-            f"{who}: venue {envelope.venue!r} of {_tag(envelope.payload)!r} is not one of its venues "
+            f"{_who(identity)}: venue {envelope.venue!r} of {_tag(envelope.payload)!r} is not one of its venues "
             f"{sorted(grant.ids)}",
         )
-    return _check_producer(who, envelope, {f"{VENUE_PRODUCER_PREFIX}{envelope.venue}"})
+    return _check_producer(identity, envelope, {f"{VENUE_PRODUCER_PREFIX}{envelope.venue}"})
 
 
-def _check_feed(who: str, grant: PeerGrant, envelope: Envelope) -> Refusal | None:
+def _check_feed(identity: str, grant: PeerGrant, envelope: Envelope) -> Refusal | None:
     if grant.instruments and envelope.instrument not in grant.instruments:
         return Refusal(
             AuthzReason.INSTRUMENT_NOT_ALLOWED,
-            f"{who}: instrument {envelope.instrument!r} is not one of its instruments {sorted(grant.instruments)}",
+            f"{_who(identity)}: instrument {envelope.instrument!r} is not one of its instruments {sorted(grant.instruments)}",
         )
     producer = envelope.producer_id
     if any(producer == owned or producer.startswith(f"{owned}:") for owned in grant.ids):
         return None
     return Refusal(
         AuthzReason.PRODUCER_NOT_OWNED,
-        f"{who}: producer_id {producer!r} is neither one of its producer ids {sorted(grant.ids)} "
+        f"{_who(identity)}: producer_id {producer!r} is neither one of its producer ids {sorted(grant.ids)} "
         "nor '<id>:...' under one of them",
     )
 
 
-def _check_producer(who: str, envelope: Envelope, allowed: set[str]) -> Refusal | None:
+def _check_producer(identity: str, envelope: Envelope, allowed: set[str]) -> Refusal | None:
     if envelope.producer_id in allowed:
         return None
     return Refusal(
         AuthzReason.PRODUCER_NOT_OWNED,
-        f"{who}: producer_id {envelope.producer_id!r} is not its own (expected {' or '.join(sorted(allowed))})",
+        f"{_who(identity)}: producer_id {envelope.producer_id!r} is not its own (expected {' or '.join(sorted(allowed))})",
     )
+
+
+def _who(identity: str | None) -> str:
+    return "unauthenticated peer" if identity is None else f"identity {identity!r}"
 
 
 def _tag(payload: object) -> str:

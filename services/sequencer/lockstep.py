@@ -35,7 +35,7 @@ import msgspec
 
 from bus.heartbeat import HeartbeatMonitor, HeartbeatSchedule
 from bus.limits import HEARTBEAT_INTERVAL_MS
-from schemas.bus import Heartbeat, Sequenced, TurnDone, TurnRequest
+from schemas.bus import EnvelopeBatch, Heartbeat, Sequenced, TurnDone, TurnRequest
 from schemas.envelope import Envelope
 from schemas.lockstep import (
     MAX_TURN_ITEMS,
@@ -156,11 +156,19 @@ class TurnLink:
             now = self.clock_ns()
             for item in sockets.receive():
                 message = item.message
-                if isinstance(message, Envelope):
+                if isinstance(message, (Envelope, EnvelopeBatch)):
                     # Only feeds send envelopes in lockstep (pulled, in order); the run journals them
-                    # when it reaches them, and a lost one is pulled again: acknowledged on receipt.
-                    sockets.acknowledge(item.routing_id, message, 0)
-                    self.collected.append(message)
+                    # when it reaches them, and a lost one is pulled again: acknowledged on receipt
+                    # (cumulative: once per producer in the frame, for its highest producer_seq).
+                    envelopes = message.envelopes if isinstance(message, EnvelopeBatch) else [message]
+                    highest: dict[str, Envelope] = {}
+                    for env in envelopes:
+                        self.collected.append(env)
+                        top = highest.get(env.producer_id)
+                        if top is None or env.producer_seq > top.producer_seq:
+                            highest[env.producer_id] = env
+                    for env in highest.values():
+                        sockets.acknowledge(item.routing_id, env, 0)
                 elif isinstance(message, Heartbeat):
                     self.monitor.seen(message.peer, message.role, now)
                 elif isinstance(message, TurnDone):

@@ -3,7 +3,7 @@
 Malformed frames, unknown kinds, wrong field types and oversized frames are refused and counted;
 the sequencer stays up and its state is unchanged. Over TCP with CURVE, a peer without a key or
 with a key not on the allow-list gets nothing in, and a strategy host sending an intent for
-another strategy's id is refused.
+another strategy's id is refused. An `EnvelopeBatch` is sequenced as its envelopes (a malformed one refused whole).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,18 @@ def _replies(sock: zmq.Socket[bytes], want: int, timeout_s: float = 10) -> list[
     out: list[Any] = []
     deadline = time.monotonic() + timeout_s
     while len(out) < want and time.monotonic() < deadline:
+        if sock.poll(100):
+            out.append(codec.decode(sock.recv_multipart()))
+    return out
+
+
+def _replies_until(sock: zmq.Socket[bytes], last: Callable[[Any], bool], timeout_s: float) -> list[Any]:
+    """Replies until one satisfies `last` (that one included); fails after `timeout_s`."""
+    codec = FrameCodec(INGRESS_REPLY)
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while not out or not last(out[-1]):
+        assert time.monotonic() < deadline, f"no such reply within {timeout_s} s: {out[-3:]}"
         if sock.poll(100):
             out.append(codec.decode(sock.recv_multipart()))
     return out
@@ -265,7 +277,10 @@ def test_a_paused_subscriber_past_its_hwm_resyncs_to_the_sequencers_state(sequen
         n = 3_000
         for i in range(1, n + 1):  # the subscriber does not read meanwhile: its HWM of 10 overflows
             feed.send_multipart([b"envelope", _ENCODE(_bar_envelope(i))])
-        assert len(_replies(feed, n, timeout_s=30)) == n
+        # Acks are cumulative (one per batch the sequencer journaled): wait for the one covering n.
+        acks = _replies_until(feed, lambda r: isinstance(r, IngressAck) and r.producer_seq >= n, timeout_s=30)
+        assert all(isinstance(r, IngressAck) for r in acks) and acks[-1].producer_seq == n
+        assert [r.producer_seq for r in acks] == sorted({r.producer_seq for r in acks})  # ascending
         deadline = time.monotonic() + 20
         while replica.seq_id < n:
             for record in sub.poll(50):
@@ -309,5 +324,69 @@ def test_a_silent_peer_is_published_as_silent_within_three_heartbeats(sequencer:
                     statuses.append(message)
         # Three intervals of 1 s, checked once per heartbeat: published within four.
         assert time.monotonic() - silent_since < 4.5
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("sequencer", [False], indirect=True)
+def test_an_envelope_batch_is_sequenced_as_its_envelopes_with_one_ack_per_producer(sequencer: tuple[Path, Any]) -> None:
+    """An `EnvelopeBatch` frame: an envelope the policy refuses is refused alone, the rest are
+    journaled in one loop batch, published as one `SequencedBatch` (contiguous seq ids, in the
+    tie-break order) and acknowledged with one cumulative ack per producer, for its highest
+    producer_seq. A batch with one malformed envelope is refused whole and changes nothing."""
+    from bus.codec import PUBLICATION
+    from schemas.bus import EnvelopeBatch, SequencedBatch
+
+    _, profile = sequencer
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        sub = ctx.socket(zmq.SUB)
+        sub.linger = 0
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(profile.endpoints.publication)
+        publication = FrameCodec(PUBLICATION)
+        deadline = time.monotonic() + 10
+        while not (sub.poll(100) and sub.recv_multipart()[0] == b"heartbeat"):  # subscribed
+            assert time.monotonic() < deadline, "no heartbeat from the sequencer"
+        feed = ctx.socket(zmq.DEALER)
+        feed.linger = 0
+        feed.connect(profile.endpoints.ingress)
+
+        def bar(producer: str, seq: int) -> Envelope:
+            return msgspec.structs.replace(_bar_envelope(seq), producer_id=producer)
+
+        mismatched = msgspec.structs.replace(bar("synthetic:BTC-USD", 9), source=Source.STRATEGY)
+        envelopes = [bar("synthetic:BTC-USD", 1), bar("synthetic:ETH-USD", 1), bar("synthetic:BTC-USD", 2),
+                     mismatched, bar("synthetic:BTC-USD", 3), bar("synthetic:ETH-USD", 2)]  # fmt: skip
+        bad = {"type": "envelope_batch", "envelopes": [msgspec.to_builtins(envelopes[0]), {"producer_seq": 0}]}
+        feed.send_multipart([b"envelope_batch", _ENCODE(bad)])
+        [whole] = _replies(feed, 1)
+        assert isinstance(whole, IngressRefused) and whole.reason == "malformed" and not whole.producer_id
+        assert _state(ctx, profile.endpoints.sync).seq_id == 0
+
+        feed.send_multipart([b"envelope_batch", _ENCODE(EnvelopeBatch(envelopes=envelopes))])
+        replies = _replies(feed, 3)
+        [refused] = [r for r in replies if isinstance(r, IngressRefused)]
+        assert (refused.reason, refused.producer_id, refused.producer_seq) == ("source_mismatch", "synthetic:BTC-USD", 9)
+        acks = {(r.producer_id, r.producer_seq) for r in replies if isinstance(r, IngressAck)}
+        assert acks == {("synthetic:BTC-USD", 3), ("synthetic:ETH-USD", 2)}
+        assert not _replies(feed, 1, timeout_s=0.3)  # one ack per producer, nothing more
+
+        deadline = time.monotonic() + 10
+        batch = None
+        while batch is None:
+            assert time.monotonic() < deadline, "no sequenced_batch published"
+            if sub.poll(100):
+                message = publication.decode(sub.recv_multipart())
+                assert type(message).__name__ != "Sequenced", "the batch must go out as one frame"
+                if isinstance(message, SequencedBatch):
+                    batch = message
+        assert [r.seq_id for r in batch.records] == [1, 2, 3, 4, 5]
+        # Tie-break order within the batch: (source, venue, instrument, producer, producer_seq).
+        assert [(r.envelope.producer_id, r.envelope.producer_seq) for r in batch.records] == [
+            ("synthetic:BTC-USD", 1), ("synthetic:BTC-USD", 2), ("synthetic:BTC-USD", 3),
+            ("synthetic:ETH-USD", 1), ("synthetic:ETH-USD", 2),
+        ]  # fmt: skip
+        assert _state(ctx, profile.endpoints.sync).seq_id == 5
     finally:
         ctx.destroy(linger=0)

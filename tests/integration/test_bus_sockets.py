@@ -39,6 +39,7 @@ from bus.sockets import (
     sync_server,
 )
 from schemas.bus import (
+    EnvelopeBatch,
     Heartbeat,
     IngressAck,
     IngressRefused,
@@ -169,6 +170,10 @@ def _collect(server: Socket, codec: FrameCodec[Any], got: list[Any], client: Ing
     frames = recv(server, 20)
     if frames is not None:
         got.append((frames[0], codec.decode(frames[1:])))
+
+
+def _count_envelopes(got: list[Any]) -> int:
+    return sum(len(m.envelopes) if isinstance(m, EnvelopeBatch) else 1 for _, m in got)
 
 
 def test_publication_round_trip(ctx: zmq.Context[Any], eps: Endpoints) -> None:
@@ -639,8 +644,10 @@ def test_envelopes_wait_for_the_sequencer_and_go_out_in_order(ctx: zmq.Context[A
         client.poll(5)
         _collect(server, FrameCodec(INGRESS), got)
 
-    wait_until(lambda: len(got) == 3, step, "3 envelopes")
-    assert [g[1].producer_seq for g in got] == [1, 2, 3]
+    wait_until(lambda: len(got) == 1, step, "3 envelopes")
+    # They waited side by side, so they go in one frame, in order.
+    assert isinstance(got[0][1], EnvelopeBatch)
+    assert [e.producer_seq for e in got[0][1].envelopes] == [1, 2, 3]
     assert client.unsent == 0 and client.unacked == 3
 
 
@@ -654,7 +661,7 @@ def test_window_is_bounded_and_refusals_leave_it(ctx: zmq.Context[Any], ipc_dir:
     assert client.unacked == 2
 
     got: list[Any] = []
-    wait_until(lambda: len(got) == 2, lambda: _collect(server, FrameCodec(INGRESS), got, client), "2 envelopes")
+    wait_until(lambda: _count_envelopes(got) == 2, lambda: _collect(server, FrameCodec(INGRESS), got, client), "2 envelopes")
     identity = got[0][0]
     out = FrameCodec(INGRESS_REPLY)
     server.send_multipart([identity, *out.encode(IngressAck(producer_id="feed-1", producer_seq=1, seq_id=1))])
@@ -679,18 +686,21 @@ def test_resend_after_reconnect_repeats_every_unacked_envelope_in_order(ctx: zmq
     server = ingress_server(ctx, endpoint)
     client = IngressClient(ctx, endpoint)
     for n in (1, 2, 3):
-        client.send(envelope(n))
+        client.send(envelope(n))  # one frame each, or batched while the connection is not up yet
     got: list[Any] = []
     codec = FrameCodec(INGRESS)
-    wait_until(lambda: len(got) == 3, lambda: _collect(server, codec, got, client), "first copies")
+    wait_until(lambda: _count_envelopes(got) == 3, lambda: _collect(server, codec, got, client), "first copies")
     identity = got[0][0]
-    server.send_multipart([identity, *FrameCodec(INGRESS_REPLY).encode(IngressAck(producer_id="feed-1", producer_seq=2, seq_id=9))])
-    wait_until(lambda: client.unacked == 2, lambda: client.poll(10), "the ack of #2")
+    server.send_multipart([identity, *FrameCodec(INGRESS_REPLY).encode(IngressAck(producer_id="feed-1", producer_seq=1, seq_id=9))])
+    wait_until(lambda: client.unacked == 2, lambda: client.poll(10), "the ack of #1")
 
     assert client.resend_unacked() == 2
     again: list[Any] = []
-    wait_until(lambda: len(again) == 2, lambda: _collect(server, codec, again, client), "the re-sent copies")
-    assert [g[1].producer_seq for g in again] == [1, 3]
+    wait_until(lambda: len(again) == 1, lambda: _collect(server, codec, again, client), "the re-sent copies")
+    assert [e.producer_seq for e in again[0][1].envelopes] == [2, 3]  # in order, one frame
+    # Acks are cumulative: the ack of #3 covers #2 as well.
+    server.send_multipart([identity, *FrameCodec(INGRESS_REPLY).encode(IngressAck(producer_id="feed-1", producer_seq=3, seq_id=11))])
+    wait_until(lambda: client.unacked == 0, lambda: client.poll(10), "the ack of #3")
 
 
 def test_heartbeats_never_overtake_waiting_envelopes(ctx: zmq.Context[Any], ipc_dir: Path) -> None:

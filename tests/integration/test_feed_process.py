@@ -1,7 +1,7 @@
 """A feed as a real process: pushed in real time against a stand-in, pulled in lockstep by the sequencer's own code.
 
 Real time (paper): the stand-in is a ROUTER bound where the profile's ingress is. It decodes
-frames with the INGRESS codec, keeps each envelope once (like the sequencer, it drops repeats by
+frames with the INGRESS codec (an `EnvelopeBatch` as its envelopes in order), keeps each envelope once (like the sequencer, it drops repeats by
 producer id and seq and acknowledges them again), acknowledges on demand, and records the
 `StreamEnded`s. Lockstep (backtest): the sequencer's sockets and its `pulled_feed` turn loop
 (`services.sequencer.lockstep`) pull the stream from the feed process.
@@ -26,7 +26,7 @@ import zmq
 
 from bus.codec import INGRESS, INGRESS_REPLY, FrameCodec
 from bus.sockets import Socket, ingress_server
-from schemas.bus import Heartbeat, IngressAck, StreamEnded, TurnDone
+from schemas.bus import EnvelopeBatch, Heartbeat, IngressAck, StreamEnded, TurnDone
 from schemas.envelope import Envelope
 from services.backtest.config import instrument_spec_for
 from services.deploy.profile import FileFeed, Profile, SyntheticFeed, load_profile
@@ -101,6 +101,7 @@ class StandIn:
     events: list[Envelope | StreamEnded] = field(default_factory=list)  # first copies, arrival order
     repeats: int = 0
     heartbeats: int = 0
+    batches: int = 0  # EnvelopeBatch frames received
     arrival_s: list[float] = field(default_factory=list)  # of each first copy of an envelope
     _seen: dict[tuple[str, int], int] = field(default_factory=dict)  # -> our "seq id"
     _unacked: list[tuple[bytes, str, int]] = field(default_factory=list)
@@ -128,8 +129,12 @@ class StandIn:
                     self._on(frames[0], self._in.decode(frames[1:]))
             self._answer()
 
-    def _on(self, peer: bytes, message: Envelope | Heartbeat | TurnDone | StreamEnded) -> None:
-        if isinstance(message, Heartbeat):
+    def _on(self, peer: bytes, message: Envelope | EnvelopeBatch | Heartbeat | TurnDone | StreamEnded) -> None:
+        if isinstance(message, EnvelopeBatch):  # as if each had come alone, in order
+            self.batches += 1
+            for env in message.envelopes:
+                self._on(peer, env)
+        elif isinstance(message, Heartbeat):
             self.heartbeats += 1
         elif isinstance(message, Envelope):
             key = (message.producer_id, message.producer_seq)
@@ -230,6 +235,8 @@ def test_everything_arrives_once_in_order_then_stream_end_then_exit_0(
     assert code == 0, feed.stderr()
     assert stand_in.envelopes == _expected(profile)
     assert stand_in.repeats == 0
+    # Unpaced, everything is due at once: it went in EnvelopeBatch frames, far fewer than envelopes.
+    assert 0 < stand_in.batches < len(stand_in.envelopes) // 10
     # One stream end per producer, after all its envelopes, naming its last producer_seq.
     assert stand_in.stream_ends == [
         StreamEnded(producer_id="file:BTC-USD", last_producer_seq=300),

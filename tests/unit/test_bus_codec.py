@@ -19,22 +19,30 @@ from hypothesis import strategies as st
 
 from bus import limits
 from bus.codec import (
+    ENVELOPE_BATCH_KIND,
+    ENVELOPE_BATCH_OVERHEAD_BYTES,
     ENVELOPE_KIND,
     INGRESS,
     INGRESS_REPLY,
     PUBLICATION,
     REFUSAL_REASONS,
+    SEQUENCED_BATCH_KIND,
+    SEQUENCED_KIND,
     SYNC_REPLY,
     SYNC_REQUEST,
     Channel,
     FrameCodec,
     FrameError,
+    encode_envelope_batch,
+    encode_sequenced_batch,
     kind_of,
 )
 from schemas.base import tag_of
 from schemas.bus import (
+    MAX_BATCH_ITEMS,
     MAX_RANGE_ITEMS,
     BusMessage,
+    EnvelopeBatch,
     Heartbeat,
     IngressAck,
     IngressRefused,
@@ -43,6 +51,7 @@ from schemas.bus import (
     RangeReply,
     RangeRequest,
     Sequenced,
+    SequencedBatch,
     SnapshotReply,
     SnapshotRequest,
     StreamEnded,
@@ -66,6 +75,7 @@ HB = Heartbeat(peer="sequencer-1", role=PeerRole.SEQUENCER, sent_ns=T0, last_seq
 SAMPLES: dict[str, list[Any]] = {
     "ingress": [
         *ENVELOPES,
+        EnvelopeBatch(envelopes=list(ENVELOPES)),
         HB,
         TurnDone(peer="strategy-s1", turn=3, envelopes=2, payload=b"\x01\x02"),
         StreamEnded(producer_id="file:BTC-USD", last_producer_seq=28_800),
@@ -76,6 +86,7 @@ SAMPLES: dict[str, list[Any]] = {
     ],
     "publication": [
         SEQ,
+        SequencedBatch(records=[SEQ, Sequenced(seq_id=100, envelope=ENVELOPES[1], outputs=[])]),
         HB,
         PeerStatus(peer="feed", role=PeerRole.FEED, alive=False, last_seen_ns=T0, missed_heartbeats=3),
         TurnRequest(peer="strategy-s1", turn=1, seq_id=99, kind="bar", payload=b"\x90"),
@@ -116,9 +127,9 @@ def test_kind_is_the_struct_tag_or_envelope() -> None:
 
 
 def test_channels_carry_what_the_protocol_says() -> None:
-    assert INGRESS.kind_names == (b"envelope", b"heartbeat", b"turn_done", b"stream_ended")
+    assert INGRESS.kind_names == (b"envelope", b"envelope_batch", b"heartbeat", b"turn_done", b"stream_ended")
     assert INGRESS_REPLY.kind_names == (b"ingress_ack", b"ingress_refused")
-    assert PUBLICATION.kind_names == (b"sequenced", b"heartbeat", b"peer_status", b"turn_request")
+    assert PUBLICATION.kind_names == (b"sequenced", b"sequenced_batch", b"heartbeat", b"peer_status", b"turn_request")
     assert SYNC_REQUEST.kind_names == (b"snapshot_request", b"range_request")
     assert SYNC_REPLY.kind_names == (b"snapshot_reply", b"range_reply", b"sync_refused")
     # Every transport message travels on some channel.
@@ -166,6 +177,72 @@ def test_a_full_range_reply_of_realistic_records_fits_the_publication_limit() ->
     frames = codec(SYNC_REPLY).encode(RangeReply(request_id=1, items=items, complete=True))
     assert len(frames[1]) < limits.MAX_MESSAGE_BYTES
     assert codec(SYNC_REPLY).decode(frames).items == items
+
+
+# --------------------------------------------------------------------------------------------
+# batch framing
+
+
+def test_kind_constants_are_the_kinds() -> None:
+    assert kind_of(EnvelopeBatch) == ENVELOPE_BATCH_KIND
+    assert kind_of(Sequenced) == SEQUENCED_KIND
+    assert kind_of(SequencedBatch) == SEQUENCED_BATCH_KIND
+
+
+def test_a_batch_built_from_encoded_envelopes_is_the_batch_encoded() -> None:
+    c = codec(INGRESS)
+    bodies = [c.encode(env)[1] for env in ENVELOPES]
+    frames = encode_envelope_batch(bodies)
+    batch = EnvelopeBatch(envelopes=list(ENVELOPES))
+    assert frames == c.encode(batch)  # the same bytes as encoding the struct
+    assert c.decode(frames) == batch
+    # The overhead constant covers the header at any length up to the item limit.
+    many = [bodies[0]] * MAX_BATCH_ITEMS
+    # (too big for the ingress frame limit as a whole: measure the body without the codec's check)
+    body = msgspec.msgpack.encode(EnvelopeBatch(envelopes=[ENVELOPES[0]] * MAX_BATCH_ITEMS))
+    assert len(body) - sum(map(len, many)) <= ENVELOPE_BATCH_OVERHEAD_BYTES
+    assert len(frames[1]) - sum(map(len, bodies)) <= ENVELOPE_BATCH_OVERHEAD_BYTES
+
+
+def test_a_batch_built_from_encoded_records_is_the_batch_encoded() -> None:
+    c = codec(PUBLICATION)
+    records = [Sequenced(seq_id=i + 1, envelope=env, outputs=list(OUTPUTS[:2])) for i, env in enumerate(ENVELOPES)]
+    frames = encode_sequenced_batch([msgspec.msgpack.encode(r) for r in records])
+    assert frames == c.encode(SequencedBatch(records=records))
+    assert c.decode(frames).records == records
+
+
+def test_batches_are_bounded_and_never_empty() -> None:
+    raw = {"type": "envelope_batch", "envelopes": [msgspec.to_builtins(ENV)] * (MAX_BATCH_ITEMS + 1)}
+    body = msgspec.msgpack.encode(raw)
+    assert len(body) > limits.MAX_INGRESS_BYTES  # the frame limit refuses it first...
+    assert refusal(INGRESS, [b"envelope_batch", body]).reason == "oversized"
+    big_channel = Channel("big", (EnvelopeBatch,), 1 << 30)  # ... and the schema would too
+    err = refusal(big_channel, [b"envelope_batch", body])
+    assert err.reason == "malformed" and "$.envelopes" in err.detail
+    err = refusal(INGRESS, [b"envelope_batch", msgspec.msgpack.encode({"type": "envelope_batch", "envelopes": []})])
+    assert err.reason == "malformed" and "$.envelopes" in err.detail
+    err = refusal(PUBLICATION, [b"sequenced_batch", msgspec.msgpack.encode({"type": "sequenced_batch", "records": []})])
+    assert err.reason == "malformed" and "$.records" in err.detail
+
+
+def test_one_bad_envelope_refuses_the_whole_batch() -> None:
+    raw = {"type": "envelope_batch", "envelopes": [msgspec.to_builtins(ENV), _env_map(producer_seq=0)]}
+    err = refusal(INGRESS, [b"envelope_batch", msgspec.msgpack.encode(raw)])
+    assert err.reason == "malformed"
+    assert "$.envelopes[1].producer_seq" in err.detail
+
+
+@pytest.mark.parametrize("seq_ids", [[5, 7], [5, 5], [6, 5], [5, 6, 8, 9], [1, 3, 2, 4]])
+def test_a_sequenced_batch_must_be_contiguous(seq_ids: list[int]) -> None:
+    raw = {
+        "type": "sequenced_batch",
+        "records": [msgspec.to_builtins(Sequenced(seq_id=s, envelope=ENV, outputs=[])) for s in seq_ids],
+    }
+    err = refusal(PUBLICATION, [b"sequenced_batch", msgspec.msgpack.encode(raw)])
+    assert err.reason == "malformed" and "contiguous" in err.detail
+    with pytest.raises(ValueError, match="contiguous"):
+        SequencedBatch(records=[Sequenced(seq_id=s, envelope=ENV, outputs=[]) for s in seq_ids])
 
 
 # --------------------------------------------------------------------------------------------

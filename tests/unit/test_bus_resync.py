@@ -149,6 +149,33 @@ def test_duplicates_are_discarded_and_counted() -> None:
     assert f.stats.duplicates == 3
 
 
+def test_a_batch_of_records_is_the_same_as_its_records_one_by_one() -> None:
+    # Fast path: live, and the batch follows the last applied record.
+    f = live_at(10)
+    assert seqs(f.on_records([rec(s) for s in range(11, 16)])) == [11, 12, 13, 14, 15]
+    assert f.ready and f.applied_seq_id == f.known_seq_id == 15 and f.stats.applied == 5
+    assert f.on_records([]) == []
+    # Anything else goes record by record: a batch after a gap is buffered and asks for the gap,
+    # a batch overlapping what was applied has its duplicates discarded.
+    assert f.on_records([rec(18), rec(19)]) == []
+    assert f.state is FollowerState.RESYNCING
+    req = f.next_request()
+    assert req == RangeRequest(request_id=2, from_seq_id=16, to_seq_id=17)
+    assert seqs(f.on_records([rec(s) for s in range(14, 18)])) == [16, 17, 18, 19]
+    assert f.ready and f.stats.duplicates == 2
+    # Before the snapshot: buffered; the snapshot drops what it covers.
+    g = StreamFollower()
+    assert g.next_request() == SnapshotRequest(request_id=1)
+    assert g.on_records([rec(s) for s in range(3, 7)]) == []
+    assert seqs(g.on_snapshot(4)) == [5, 6]
+    # The same outcome as feeding the records one at a time, statistics included.
+    one, many = live_at(0), live_at(0)
+    batches = [[rec(1), rec(2)], [rec(5), rec(6)], [rec(2), rec(3), rec(4)], [rec(7)]]
+    singles = [r for b in batches for r in b]
+    assert seqs([r for b in batches for r in many.on_records(b)]) == seqs([r for x in singles for r in one.on_record(x)])
+    assert many.stats == one.stats and many.applied_seq_id == one.applied_seq_id == 7
+
+
 def test_heartbeat_ahead_of_the_stream_is_a_tail_gap() -> None:
     f = live_at(10)
     f.on_heartbeat(10)
