@@ -214,9 +214,13 @@ def run_feed(
                     return puller.run(stop.is_set)
                 finally:
                     puller.close()
+            # A synthetic feed in real time stands for a live source: it cannot wait for the
+            # sequencer, so under backpressure it conflates per instrument. Files never do.
+            live = isinstance(loaded.feed(name), SyntheticFeed) and source.pace != "max"
             pump = FeedPump(
-                client, source, peer=identity, stall_resend_ms=STALL_RESEND_MS, resume_from=resume_from, log=say
-            )
+                client, source, peer=identity, stall_resend_ms=STALL_RESEND_MS, resume_from=resume_from,
+                conflate=live, log=say,
+            )  # fmt: skip
             try:
                 return pump.run(stop.is_set)
             finally:

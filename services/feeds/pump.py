@@ -42,6 +42,7 @@ import zmq
 
 from bus import limits
 from bus.codec import INGRESS, FrameCodec
+from bus.conflate import Conflator
 from bus.heartbeat import HeartbeatSchedule
 from bus.peer import IngressClient
 from schemas.bus import Heartbeat, IngressAck, IngressRefused, PeerRole, StreamEnded
@@ -92,6 +93,8 @@ class FeedStats:
         refused: envelopes (or stream ends) the sequencer refused.
         resends: times the window was sent again (reconnects and stalls).
         stream_ends_sent: `StreamEnded` messages written (repeats included).
+        conflated: live data replaced by a newer value of its instrument while the window was
+            full (the sequencer sees the gap in the producer counter as a `ProducerGap`).
     """
 
     offered: int = 0
@@ -99,6 +102,7 @@ class FeedStats:
     refused: int = 0
     resends: int = 0
     stream_ends_sent: int = 0
+    conflated: int = 0
 
 
 class FeedPump:
@@ -115,6 +119,9 @@ class FeedPump:
             outstanding; None: only after a reconnect.
         resume_from: skip envelopes whose producer_seq is below this (a restart that knows where
             the sequencer got to); 1 sends everything.
+        conflate: live data that cannot wait (a real-time feed): when the window is full, keep
+            only the latest due envelope per instrument and count the others (ARCHITECTURE,
+            Backpressure). Off: wait for room, drop nothing (files, replays, pace "max").
         log: where progress and problems go (one line per call).
     """
 
@@ -132,6 +139,7 @@ class FeedPump:
         max_poll_ms: int = DEFAULT_MAX_POLL_MS,
         send_batch: int = DEFAULT_SEND_BATCH,
         progress_interval_ms: int = DEFAULT_PROGRESS_INTERVAL_MS,
+        conflate: bool = False,
         log: Callable[[str], None] = _stderr,
     ) -> None:
         assert source.producers and len(set(source.producers)) == len(source.producers), source.producers
@@ -161,6 +169,7 @@ class FeedPump:
         self._started_ns = clock_ns()
         self._next_progress_ns = self._started_ns + self._progress_ns
         self._watch = ReconnectWatch(client.socket)
+        self._conflator: Conflator[str, Envelope] | None = Conflator() if conflate else None
 
     # ------------------------------------------------------------------------------- the loop
 
@@ -173,6 +182,7 @@ class FeedPump:
             and not self._ends_to_write
             and self.client.unacked == 0
             and self.client.unsent == 0
+            and not (self._conflator is not None and len(self._conflator))
         )
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> int:
@@ -266,6 +276,13 @@ class FeedPump:
         as the window has room for); returns what `_send_due` returns."""
         client = self.client
         room = client.max_unacked - client.unacked
+        conflator = self._conflator
+        if conflator is not None and len(conflator) and room > 0:
+            # What was held back goes first, in the order its instruments first waited.
+            held = conflator.drain()
+            due.extend(waiting for _, waiting in held[:room])
+            for instrument, waiting in held[room:]:
+                conflator.offer(instrument, waiting)
         for _ in range(self._send_batch):
             env = self._take()
             if env is None:
@@ -279,7 +296,16 @@ class FeedPump:
             if due_ns > now:
                 return -(-(due_ns - now) // _NS_PER_MS)
             if len(due) >= room:
-                return None
+                if conflator is None:
+                    return None
+                # Live data, window full: the newest value per instrument replaces an older one
+                # still waiting (counted); it goes when acknowledgements make room.
+                before = conflator.conflated
+                if not conflator.offer(env.instrument, env):
+                    return None  # too many instruments waiting: wait like a replay would
+                self.stats.conflated += conflator.conflated - before
+                self._next = None
+                continue
             due.append(env)
             self._next = None
         return 0
@@ -361,4 +387,6 @@ class FeedPump:
             parts.append(f"{self.stats.refused:,} refused")
         if self.stats.resends:
             parts.append(f"{self.stats.resends} resends")
+        if self.stats.conflated:
+            parts.append(f"{self.stats.conflated:,} conflated")
         return ", ".join(parts)
