@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import random
 from array import array
+from collections.abc import Iterator
 from typing import Final
 
 from services.data.series import BarSeries
 from services.sequencer.core.config import InstrumentSpec
 
-__all__ = ["DEFAULT_START_NS", "synthetic_bars"]
+__all__ = ["DEFAULT_START_NS", "synthetic_bars", "walk"]
 
 DEFAULT_START_NS: Final = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 _MINUTE_NS: Final = 60_000_000_000
@@ -67,20 +68,48 @@ def synthetic_bars(
     volume0 = mean_volume if mean_volume is not None else 10 * 10**spec.size_decimals
     if price0 <= 0 or volume0 <= 0:
         raise ValueError(f"start_price and mean_volume must be positive, got {price0} and {volume0}")
-    rng = random.Random(seed)
-    rnd, randrange = rng.random, rng.randrange
     close_time: array[int] = array("q", range(start_ns + interval_ns, start_ns + (n + 1) * interval_ns, interval_ns))
     opens: array[int] = array("q", bytes(8 * n))
     highs: array[int] = array("q", bytes(8 * n))
     lows: array[int] = array("q", bytes(8 * n))
     closes: array[int] = array("q", bytes(8 * n))
     volumes: array[int] = array("q", bytes(8 * n))
-    anchor = float(price0)
+    for i, (o, h, lo, c, v) in enumerate(walk(seed, price0, volume0, n)):
+        opens[i] = o
+        highs[i] = h
+        lows[i] = lo
+        closes[i] = c
+        volumes[i] = v
+    return BarSeries(
+        instrument=instrument,
+        venue=spec.venue,
+        interval_ns=interval_ns,
+        close_time_ns=close_time,
+        open=opens,
+        high=highs,
+        low=lows,
+        close=closes,
+        volume=volumes,
+        source=f"synthetic:seed={seed}",
+    )
+
+
+def walk(seed: int, start_price: int, mean_volume: int, count: int | None) -> Iterator[tuple[int, int, int, int, int]]:
+    """(open, high, low, close, volume) of the seeded walk, bar after bar; `count` None: no end.
+
+    The one implementation of the model (module docstring): `synthetic_bars` collects it into a
+    series, the synthetic live feed (`services.feeds.synthetic_feed`) sends it bar by bar.
+    """
+    rng = random.Random(seed)
+    rnd, randrange = rng.random, rng.randrange
+    anchor = float(start_price)
     price = anchor  # the walk, in price units (float); ticks are rounded from it
-    last_close = price0
+    last_close = start_price
     vol = drift = 0.0
     regime_left = 0
-    for i in range(n):
+    i = 0
+    while count is None or i < count:
+        i += 1
         if regime_left == 0:
             vol = _VOLS[randrange(3)]
             drift = _DRIFTS[randrange(3)]
@@ -102,21 +131,6 @@ def synthetic_bars(
             lo = bottom
         if lo < 1:
             lo = 1
-        opens[i] = o
-        highs[i] = h
-        lows[i] = lo
-        closes[i] = c
-        volumes[i] = round(volume0 * (vol / _VOLS[1]) * (0.2 + 1.6 * rnd()))
+        v = round(mean_volume * (vol / _VOLS[1]) * (0.2 + 1.6 * rnd()))
         last_close = c
-    return BarSeries(
-        instrument=instrument,
-        venue=spec.venue,
-        interval_ns=interval_ns,
-        close_time_ns=close_time,
-        open=opens,
-        high=highs,
-        low=lows,
-        close=closes,
-        volume=volumes,
-        source=f"synthetic:seed={seed}",
-    )
+        yield o, h, lo, c, v

@@ -18,7 +18,6 @@ time: a live feed. The producer id is ``synthetic:<instrument>``; producer_seq i
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Final
@@ -27,7 +26,7 @@ from schemas.enums import Source
 from schemas.envelope import Envelope
 from schemas.market import Bar
 from schemas.types import MAX_ID_CHARS
-from services.data.synthetic import DEFAULT_START_NS
+from services.data.synthetic import DEFAULT_START_NS, walk
 from services.data.times import parse_interval
 from services.deploy.profile import SyntheticFeed
 from services.sequencer.core.config import InstrumentSpec
@@ -44,14 +43,7 @@ __all__ = [
 
 SYNTHETIC_PRODUCER_PREFIX: Final = "synthetic"
 
-# The model of services.data.synthetic, value for value (see its module docstring). Kept in step
-# by tests/unit/test_synthetic_feed.py, which compares the two bar for bar.
-_Z_SCALE: Final = 2.449489742783178
-_VOLS: Final = (0.0004, 0.0008, 0.0016)
-_DRIFTS: Final = (-0.00001, 0.0, 0.00001)
-_REGIME_BARS: Final = (500, 4_000)
-_PULL_TO_START: Final = 0.00002
-_HIGH_LOW_SPREAD: Final = 0.6
+# The model itself is `services.data.synthetic.walk`, shared with `synthetic_bars`.
 
 
 def synthetic_producer_id(instrument: str) -> str:
@@ -109,38 +101,7 @@ def synthetic_walk(
         raise ValueError(f"interval_ns must be positive, got {interval_ns}")
     if count is not None and count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    rng = random.Random(seed)
-    rnd, randrange = rng.random, rng.randrange
-    anchor = float(start_price)
-    price = anchor
-    last_close = start_price
-    vol = drift = 0.0
-    regime_left = 0
-    i = 0
-    while count is None or i < count:
-        if regime_left == 0:
-            vol = _VOLS[randrange(3)]
-            drift = _DRIFTS[randrange(3)]
-            regime_left = randrange(*_REGIME_BARS)
-        regime_left -= 1
-        z = (rnd() + rnd() - 1.0) * _Z_SCALE
-        price *= 1.0 + drift + vol * z - _PULL_TO_START * (price - anchor) / anchor
-        o = last_close
-        c = round(price)
-        if c < 1:
-            c = 1
-        top, bottom = (o, c) if o > c else (c, o)
-        h = round(top * (1.0 + vol * _HIGH_LOW_SPREAD * rnd()))
-        lo = round(bottom * (1.0 - vol * _HIGH_LOW_SPREAD * rnd()))
-        if h < top:
-            h = top
-        if lo > bottom:
-            lo = bottom
-        if lo < 1:
-            lo = 1
-        v = round(mean_volume * (vol / _VOLS[1]) * (0.2 + 1.6 * rnd()))
-        last_close = c
-        i += 1
+    for i, (o, h, lo, c, v) in enumerate(walk(seed, start_price, mean_volume, count), start=1):
         yield start_ns + i * interval_ns, Bar(open=o, high=h, low=lo, close=c, volume=v, interval_ns=interval_ns)
 
 
