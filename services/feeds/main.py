@@ -51,13 +51,13 @@ from typing import Any, Final, Self
 import zmq
 
 from bus import limits
-from bus.endpoints import is_tcp
 from bus.peer import IngressClient
-from bus.security import CurveClient, SecurityError, public_key_path, secret_key_path, security_for
+from bus.security import SecurityError
 from bus.sockets import Security, subscriber
 from services.backtest.config import instrument_spec_for
 from services.data.synthetic import DEFAULT_START_NS
 from services.data.times import parse_interval
+from services.deploy.peer_security import client_security
 from services.deploy.profile import FileFeed, Profile, ProfileError, SyntheticFeed, load_profile
 from services.deploy.run_config import backtest_config_for
 from services.feeds.file_feed import file_feed_stream
@@ -110,15 +110,7 @@ def security_for_endpoint(profile: Profile, identity: str, endpoint: str) -> Sec
         SecurityError: a key file is missing or readable by others, or tcp without CURVE.
         OSError: a key file cannot be read.
     """
-    if not is_tcp(endpoint):
-        return None
-    sec = profile.security
-    curve = None
-    if sec.keys_dir is not None and sec.server_key is not None:
-        curve = CurveClient.from_files(
-            secret_key_path(sec.keys_dir, identity), public_key_path(sec.keys_dir, sec.server_key)
-        )
-    return security_for(endpoint, curve, allow_plaintext_tcp=sec.allow_plaintext_tcp)
+    return client_security(profile, identity, endpoint)
 
 
 def source_for(

@@ -46,13 +46,13 @@ import zmq
 
 from bus import limits
 from bus.codec import PUBLICATION, FrameCodec, FrameError, kind_of
-from bus.endpoints import parse_endpoint
 from bus.heartbeat import HeartbeatSchedule
 from bus.peer import IngressBackpressure, IngressClient, Subscriber
-from bus.security import CurveClient, SecurityError, public_key_path, secret_key_path, security_for
+from bus.security import SecurityError
 from bus.sockets import Context, Security, Socket, subscriber
 from schemas.bus import Heartbeat, IngressAck, IngressRefused, PeerRole, SnapshotReply, TurnRequest
 from schemas.envelope import Envelope
+from services.deploy.peer_security import client_security
 from services.deploy.profile import Profile, ProfileError, load_profile
 from services.deploy.run_config import core_config_for_profile
 from services.gateway.paper import PaperGateway
@@ -101,16 +101,8 @@ class _BySocketType:
 
 
 def _security(profile: Profile, endpoint: str, peer: str) -> Security | None:
-    """None for ipc (the file system is the boundary); CURVE or refused plaintext for tcp."""
-    if parse_endpoint(endpoint).transport != "tcp":
-        return None
-    section = profile.security
-    curve = None
-    if section.keys_dir is not None and section.server_key is not None:
-        curve = CurveClient.from_files(
-            secret_key_path(section.keys_dir, peer), public_key_path(section.keys_dir, section.server_key)
-        )
-    return security_for(endpoint, curve, allow_plaintext_tcp=section.allow_plaintext_tcp)
+    """See `services.deploy.peer_security.client_security`."""
+    return client_security(profile, peer, endpoint)
 
 
 class GatewayService:

@@ -37,14 +37,14 @@ import zmq
 
 from bus import limits
 from bus.codec import FrameError
-from bus.endpoints import is_tcp
 from bus.heartbeat import HeartbeatSchedule
 from bus.peer import IngressBackpressure, IngressClient, Subscriber
 from bus.resync import StreamFollower
-from bus.security import CurveClient, SecurityError, public_key_path, secret_key_path, security_for
+from bus.security import SecurityError
 from bus.sockets import Security
 from schemas.bus import Heartbeat, IngressRefused, PeerRole, PeerStatus, SnapshotReply, TurnRequest
 from schemas.envelope import Envelope
+from services.deploy.peer_security import client_security
 from services.deploy.profile import Profile
 from services.deploy.run_config import core_config_for_profile
 from services.sequencer.core.config import CoreConfig
@@ -103,16 +103,8 @@ def _setup_logging() -> None:
 
 
 def _security(profile: Profile, peer: str, endpoint: str) -> Security | None:
-    """CURVE (or allowed plaintext) for a tcp endpoint; None for ipc."""
-    if not is_tcp(endpoint):
-        return None
-    sec = profile.security
-    curve = None
-    if sec.keys_dir is not None and sec.server_key is not None:
-        curve = CurveClient.from_files(
-            secret_key_path(sec.keys_dir, peer), public_key_path(sec.keys_dir, sec.server_key)
-        )
-    return security_for(endpoint, curve, allow_plaintext_tcp=sec.allow_plaintext_tcp)
+    """See `services.deploy.peer_security.client_security`."""
+    return client_security(profile, peer, endpoint)
 
 
 class StrategyHostProcess:
