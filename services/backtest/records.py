@@ -228,6 +228,53 @@ class EquityCurve:
         self.cash: array[float] = array("d")
         self.exposure: array[float] = array("d")
 
+    def extend_from_steps(
+        self,
+        time_ns: array[int],
+        close: array[int],
+        step_bar: list[int],
+        step_balance: list[int],
+        step_quantity: list[int],
+        cash_scale: float,
+        mark: float,
+    ) -> None:
+        """One point per bar of a single-instrument run, from the steps of cash and position.
+
+        Step k holds from bar `step_bar[k]` on (its fills happened while that bar was processed;
+        step 0, at bar -1, from the start). Per bar it
+        computes exactly what a per-bar `append` would have: cash = balance x cash_scale; when
+        holding, value = (quantity x close) x mark, equity = cash + value, exposure =
+        |value| / equity (0 unless equity > 0). numpy's int64 products and conversions round as
+        Python's do; a product that could overflow int64 falls back to Python integers.
+        """
+        import numpy as np  # the backtest's fast path only; keep the module light to import
+
+        n = len(time_ns)
+        if n == 0:
+            return
+        assert not self.time_ns or time_ns[0] > self.time_ns[-1], "EquityCurve.extend_from_steps: time went back"
+        closes = np.frombuffer(close, dtype=np.int64)
+        which = np.searchsorted(np.asarray(step_bar, dtype=np.int64), np.arange(n, dtype=np.int64), side="right") - 1
+        quantity_steps = step_quantity
+        biggest = max(abs(q) for q in quantity_steps) * int(np.abs(closes).max())
+        if biggest < 2**62 and max(abs(b) for b in step_balance) < 2**62:
+            cash = np.asarray(step_balance, dtype=np.int64)[which].astype(np.float64) * cash_scale
+            quantity = np.asarray(quantity_steps, dtype=np.int64)[which]
+            value = (quantity * closes).astype(np.float64) * mark
+        else:  # exact Python integers, then the same float operations
+            cash = np.array([step_balance[k] * cash_scale for k in which], dtype=np.float64)
+            qs = [quantity_steps[k] for k in which]
+            value = np.array([q * c * mark for q, c in zip(qs, close, strict=True)], dtype=np.float64)
+            quantity = np.asarray(qs, dtype=object)
+        holding = quantity != 0
+        equity = np.where(holding, cash + value, cash)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exposure = np.where(holding & (equity > 0), np.abs(value) / equity, 0.0)
+        self.time_ns.extend(time_ns)
+        self.equity.frombytes(np.ascontiguousarray(equity, dtype=np.float64).tobytes())
+        self.cash.frombytes(np.ascontiguousarray(cash, dtype=np.float64).tobytes())
+        self.exposure.frombytes(np.ascontiguousarray(exposure, dtype=np.float64).tobytes())
+
     def append(self, time_ns: int, equity: float, cash: float, exposure: float) -> None:
         """Add the point for one time step.
 

@@ -236,9 +236,7 @@ class _Run:
         self.cash_to_float = 10.0**-cash_decimals
         # Marking positions to market: instrument -> (price x size -> account currency) multiplier.
         self.mark: dict[str, float] = {
-            name: 1 / (u.price_scale * u.size_scale)
-            for name, u in units.items()
-            if u.spec.quote == config.currency
+            name: 1 / (u.price_scale * u.size_scale) for name, u in units.items() if u.spec.quote == config.currency
         }
 
     # ------------------------------------------------------------------ the run
@@ -302,13 +300,17 @@ class _Run:
         px = units.price_scale
         sz = units.size_scale
         wants_slices = self.wants_slices
-        # The equity point, inlined (one instrument): cash + position x close, no method calls.
-        curve = self.curve
-        curve_t, curve_eq, curve_cash, curve_exp = curve.time_ns.append, curve.equity.append, curve.cash.append, curve.exposure.append
+        # The equity curve: cash and position change only on fills, so the loop notes (bar index,
+        # balance, quantity) when the fill count moved, and the curve is computed from those steps
+        # and the closes after the loop (`EquityCurve.from_steps`: the same float operations).
         account = self.core.book.portfolio.cash[self.currency]
-        cash_scale = self.cash_to_float
         positions = self.core.book.portfolio.positions
-        mark = self.mark.get(instrument, 0.0)
+        fills = self.fills
+        fills_seen = len(fills)
+        step_bar: list[int] = [-1]
+        step_balance: list[int] = [account.balance]
+        held = positions.get(instrument)
+        step_quantity: list[int] = [0 if held is None else held.quantity]
         buffer = self.journal_buffer
         # With cheat-on-close the venue must see every bar; otherwise only while something is working.
         every_bar = self.config.matching.fill_market_on == "close"
@@ -355,25 +357,21 @@ class _Run:
                 self._deliver_intents(self._call(on_event, ctx, TimeSliceClosed(t)))
                 self._settle()
             seq = self.seq
-            cash = account.balance * cash_scale
-            pos = positions.get(instrument)
-            if pos is None or not pos.quantity:
-                curve_t(t)
-                curve_eq(cash)
-                curve_cash(cash)
-                curve_exp(0.0)
-            else:
-                value = pos.quantity * c * mark
-                equity = cash + value
-                curve_t(t)
-                curve_eq(equity)
-                curve_cash(cash)
-                curve_exp(abs(value) / equity if equity > 0 else 0.0)
+            if len(fills) != fills_seen:
+                fills_seen = len(fills)
+                held = positions.get(instrument)
+                step_bar.append(n - 1)
+                step_balance.append(account.balance)
+                step_quantity.append(0 if held is None else held.quantity)
             self.bar_index += 1
             if bar is not None and not n % _PROGRESS_EVERY:
                 bar.update(_PROGRESS_EVERY)
         if bar is not None:
             bar.update(n % _PROGRESS_EVERY)
+        self.curve.extend_from_steps(
+            s.close_time_ns, s.close, step_bar, step_balance, step_quantity,
+            self.cash_to_float, self.mark.get(instrument, 0.0),
+        )  # fmt: skip
         # The report's price panel: the series itself (no per-bar copy while running).
         self.prices[instrument] = (s.close_time_ns, array("d", [c / px for c in s.close]))
         return n
@@ -432,9 +430,7 @@ class _Run:
     def _close_slice(self, t: int) -> None:
         if self.wants_slices:
             slice_event: Any = (
-                StrategyCall(hook=StrategyHook.SLICE, seq_id=0, time_ns=t)
-                if self.by_reference
-                else TimeSliceClosed(t)
+                StrategyCall(hook=StrategyHook.SLICE, seq_id=0, time_ns=t) if self.by_reference else TimeSliceClosed(t)
             )
             self._deliver_intents(self._call(self.strategy.on_event, self.ctx, slice_event))
             self._settle()
@@ -652,4 +648,3 @@ def _progress_bar(total: int) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="ev", unit_scale=True, desc="backtest", mininterval=0.5, smoothing=0.1)
-

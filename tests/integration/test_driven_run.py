@@ -53,6 +53,10 @@ def test_the_driven_loop_writes_the_in_process_journal(tmp_path: Path) -> None:
     assert len(expected.fills) > 10, "the example must trade for this comparison to mean anything"
     assert (tmp_path / "driven/journal.tbj").read_bytes() == (tmp_path / "in_process/journal.tbj").read_bytes()
     assert driven.state_hash == expected.state_hash
+    # The fast path computes its equity curve from cash/position steps after the loop; the driven
+    # (merged) path point by point: the same floats, bit for bit.
+    for column in ("time_ns", "equity", "cash", "exposure"):
+        assert getattr(driven.curve, column).tobytes() == getattr(expected.curve, column).tobytes(), column
     # Every applied envelope went to the sink once, in seq order (what the sequencer publishes).
     assert [seq for seq, _ in published] == list(range(1, len(published) + 1))
     assert published[-1][0] == replay_journal(tmp_path / "driven/journal.tbj").final_seq_id
