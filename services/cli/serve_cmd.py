@@ -64,9 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.role != "sequencer" and not args.name:
         print(f"tradebus serve {args.role}: give the {args.role}'s name", file=sys.stderr)
         return 2
-    stop = _Stop()
     if args.role == "sequencer":
-        return _serve_sequencer(profile, stop)
+        return _serve_sequencer(profile, _Stop())  # the other roles install their own handlers
     if args.role == "feed":
         from services.feeds.main import run_feed
 

@@ -35,7 +35,7 @@ import msgspec
 
 from bus.heartbeat import HeartbeatMonitor, HeartbeatSchedule
 from bus.limits import HEARTBEAT_INTERVAL_MS
-from schemas.bus import EnvelopeBatch, Heartbeat, Sequenced, TurnDone, TurnRequest
+from schemas.bus import EnvelopeBatch, Heartbeat, PeerRole, Sequenced, TurnDone, TurnRequest
 from schemas.envelope import Envelope
 from schemas.lockstep import (
     MAX_TURN_ITEMS,
@@ -55,7 +55,7 @@ from services.backtest.errors import BacktestError
 from services.backtest.result import BacktestResult
 from services.backtest.runner import Drive, _Run
 from services.deploy.profile import Profile
-from services.deploy.run_config import backtest_config_for, feed_instruments
+from services.deploy.run_config import backtest_config_for, core_config_for_profile, feed_instruments
 from services.sequencer.core import SequencerCore
 from services.sequencer.core.sequencing import Sequencer
 from services.sequencer.endpoint import SequencerSockets
@@ -72,6 +72,7 @@ PEERS_READY_TIMEOUT_MS: Final = 60_000
 # A run that has to start over this many times is not converging (a peer keeps dying): stop.
 MAX_REDRIVES: Final = 20
 PULL_BATCH: Final = MAX_TURN_ITEMS
+_ROLE_BY_PREFIX: Final = {"strategy": PeerRole.STRATEGY, "gateway": PeerRole.GATEWAY, "feed": PeerRole.FEED}
 
 _encode = msgspec.msgpack.Encoder().encode
 _strategy_answer = msgspec.msgpack.Decoder(StrategyAnswer)
@@ -182,13 +183,9 @@ class TurnLink:
         return found
 
     @staticmethod
-    def monitor_role(peer: str) -> Any:
-        from schemas.bus import PeerRole
-
-        prefix = peer.split("-", 1)[0]
-        return {"strategy": PeerRole.STRATEGY, "gateway": PeerRole.GATEWAY, "feed": PeerRole.FEED}.get(
-            prefix, PeerRole.CONTROL
-        )
+    def monitor_role(peer: str) -> PeerRole:
+        """The role a peer id names (``strategy-x``, ``gateway-x``, ``feed-x``)."""
+        return _ROLE_BY_PREFIX.get(peer.split("-", 1)[0], PeerRole.CONTROL)
 
 
 class RemoteStrategy:
@@ -296,7 +293,7 @@ class LockstepSequencer:
         self.run_dir: Path = profile.group.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.active: _Run | None = None
-        self._idle_core = SequencerCore(_core_config(self.config, profile))
+        self._idle_core = SequencerCore(core_config_for_profile(profile))
         self.sockets = SequencerSockets(profile, self._core)
         self.link = TurnLink(self.sockets, lambda: self._core().seq_id, clock_ns)
         self.pending: list[Sequenced] = []
@@ -372,8 +369,3 @@ class LockstepSequencer:
     def close(self) -> None:
         self.sockets.close()
 
-
-def _core_config(config: Any, profile: Profile) -> Any:
-    from services.backtest.config import core_config_for
-
-    return core_config_for(feed_instruments(profile), config)

@@ -29,18 +29,16 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, cast
+from typing import Final
 
 from bus.heartbeat import HeartbeatMonitor, HeartbeatSchedule
 from schemas.bus import EnvelopeBatch, Heartbeat, IngressRefused, PeerRole, Sequenced
 from schemas.envelope import Envelope
-from schemas.state import CoreSnapshot
 from services.deploy.profile import FileFeed, Profile
 from services.deploy.run_config import core_config_for_profile
 from services.sequencer.authz import IngressPolicy, PeerGrant, Refusal
 from services.sequencer.checkpoint import prune_checkpoints, write_checkpoint
 from services.sequencer.core import SequencerCore
-from services.sequencer.core.book import state_hash_of
 from services.sequencer.core.sequencing import Sequencer
 from services.sequencer.endpoint import Inbound, SequencerSockets
 from services.sequencer.journal import JournalWriter
@@ -80,28 +78,6 @@ def ingress_policy_for(profile: Profile, *, require_identity: bool) -> IngressPo
             ids = (f"synthetic:{feed.instrument}",)
         grants[f"feed-{feed.name}"] = PeerGrant(role=PeerRole.FEED, ids=ids)
     return IngressPolicy(grants, require_identity=require_identity)
-
-
-class _SnapshotOnce:
-    """The core as `write_checkpoint` reads it, with its snapshot built once.
-
-    `write_checkpoint` asks the core for its snapshot and for its state hash, and
-    `SequencerCore.state_hash()` builds a second snapshot: on a large book that doubles the
-    checkpoint's stall of the sequencing loop. Here the hash is of the very snapshot written.
-    """
-
-    __slots__ = ("_snapshot", "config_hash", "seq_id")
-
-    def __init__(self, core: SequencerCore) -> None:
-        self._snapshot = core.snapshot()
-        self.seq_id = core.seq_id
-        self.config_hash = core.config_hash
-
-    def snapshot(self) -> CoreSnapshot:
-        return self._snapshot
-
-    def state_hash(self) -> str:
-        return state_hash_of(self._snapshot)
 
 
 class SequencerService:
@@ -236,7 +212,7 @@ class SequencerService:
     def checkpoint(self) -> Path:
         """Write a checkpoint now (the journal is synced first: a checkpoint never runs ahead of it)."""
         self.journal.sync()
-        path = write_checkpoint(checkpoint_dir(self.profile), cast(SequencerCore, _SnapshotOnce(self.core)))
+        path = write_checkpoint(checkpoint_dir(self.profile), self.core)
         prune_checkpoints(checkpoint_dir(self.profile), self.profile.checkpoint.keep)
         self.since_checkpoint = 0
         return path
